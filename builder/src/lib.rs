@@ -1,0 +1,17 @@
+//! nodeimg: turns a root filesystem into a GPT disk image with an erofs root protected by
+//! dm-verity, booted by a Unified Kernel Image, and records what a verifier will measure.
+//!
+//! The build recipe is [`pipeline`]; each stage is one module:
+//! [`rootfs`] → [`erofs`] → [`verity`] → [`initrd`] → [`uki`] → [`esp`] → [`disk`].
+
+pub mod cli;
+pub mod disk;
+pub mod erofs;
+pub mod esp;
+pub mod initrd;
+pub mod pipeline;
+pub mod qemu;
+pub mod rootfs;
+pub mod tool;
+pub mod uki;
+pub mod verity;

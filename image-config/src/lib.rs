@@ -1,0 +1,1 @@
+//! image.toml: parse → resolve → validate.

@@ -1,0 +1,3 @@
+//! Pure measurement code: takes bytes, returns parsed structures and digests. No file access.
+
+pub mod pe;

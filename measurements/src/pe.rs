@@ -1,0 +1,1 @@
+//! PE/COFF parsing (filled in by its owner).

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs every host package the test tiers need. Idempotent; safe to re-run.
+# Debian sources: bookworm-backports (qemu-system-x86 matching qemu-utils) and trixie (pinned low,
+# used only for leaf packages / dpkg -x). The mirror URI is taken from the host's own debian.sources
+# so this script names no host itself.
+set -euo pipefail
+[ "$(id -u)" = 0 ] || { echo "setup.sh: must run as root (apt-get)" >&2; exit 1; }
+
+src=/etc/apt/sources.list.d/debian.sources
+uri=$(awk '/^URIs:/ {print $2; exit}' "$src" 2>/dev/null || true)
+[ -n "$uri" ] || uri=$(grep -rhoE 'https?://[^ ]+/debian/?' /etc/apt/sources.list* 2>/dev/null | head -n1)
+[ -n "$uri" ] || { echo "setup.sh: cannot find the Debian mirror URI in $src" >&2; exit 1; }
+
+changed=0
+if [ ! -f /etc/apt/sources.list.d/nodeimg-extra.sources ]; then
+  cat > /etc/apt/sources.list.d/nodeimg-extra.sources <<SRC
+Types: deb
+URIs: $uri
+Suites: bookworm-backports trixie
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+  cat > /etc/apt/preferences.d/nodeimg-trixie <<PIN
+Package: *
+Pin: release n=trixie
+Pin-Priority: 100
+PIN
+  changed=1
+fi
+
+pkgs=(ovmf swtpm swtpm-tools systemd-boot-efi cryptsetup-bin erofs-utils mtools fdisk
+      tpm2-tools mmdebstrap busybox-static jq cpio kmod binutils zstd xz-utils util-linux)
+bpo_pkgs=(qemu-system-x86)
+missing=()
+for p in "${pkgs[@]}" "${bpo_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ] || [ $changed = 1 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${pkgs[@]}"
+  apt-get install -y -qq --no-install-recommends -t bookworm-backports "${bpo_pkgs[@]}"
+fi
+echo "setup.sh: host packages present"
