@@ -1,1 +1,47 @@
-//! Command-line interface: one module per subcommand.
+//! Command-line interface: one module per subcommand, each with an `Args` struct (its doc
+//! comments are the help) and a `run` function.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod boot;
+pub mod build;
+pub mod inspect;
+
+/// Build measured, immutable node OS images.
+#[derive(Debug, Parser)]
+#[command(name = "nodeimg", version, about)]
+pub struct Cli {
+    /// Print one JSON document on stdout instead of human-readable text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More diagnostics on stderr (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Build(build::Args),
+    Inspect(inspect::Args),
+    Boot(boot::Args),
+}
+
+/// Global options every subcommand sees.
+#[derive(Debug, Clone, Copy)]
+pub struct Globals {
+    pub json: bool,
+}
+
+/// Runs the parsed command line. `Ok(code)` is the process exit code (0 success, 1 failure).
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let g = Globals { json: cli.json };
+    match cli.command {
+        Command::Build(a) => build::run(a, g),
+        Command::Inspect(a) => inspect::run(a, g),
+        Command::Boot(a) => boot::run(a, g),
+    }
+}

@@ -1,0 +1,13 @@
+//! `nodeimg build` (filled in by its owner).
+
+use std::process::ExitCode;
+
+use super::Globals;
+
+/// build (placeholder).
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args, _g: Globals) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("`nodeimg build` is not implemented yet")
+}
