@@ -12,12 +12,15 @@ const STDERR_TAIL: usize = 1024;
 /// error naming the command line and quoting the last KiB of stderr.
 pub fn run(cmd: &mut Command) -> Result<Output> {
     let argv = describe(cmd);
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("starting `{argv}` (is it installed? scripts/setup.sh installs the host tools)"))?;
+    let out = cmd.stdin(Stdio::null()).output().with_context(|| {
+        format!("starting `{argv}` (is it installed? scripts/setup.sh installs the host tools)")
+    })?;
     if !out.status.success() {
-        bail!("`{argv}` failed ({}): {}", out.status, stderr_tail(&out.stderr));
+        bail!(
+            "`{argv}` failed ({}): {}",
+            out.status,
+            stderr_tail(&out.stderr)
+        );
     }
     Ok(out)
 }

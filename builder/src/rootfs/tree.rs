@@ -19,13 +19,26 @@ pub struct DataRef(pub u64);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
     Dir,
-    File { size: u64, data: DataRef },
-    Symlink { target: Vec<u8> },
+    File {
+        size: u64,
+        data: DataRef,
+    },
+    Symlink {
+        target: Vec<u8>,
+    },
     /// A further name for an earlier regular file (`target` is that file's path; it sorts
     /// before this entry). Writers give both names one inode.
-    Hardlink { target: String },
-    CharDev { major: u32, minor: u32 },
-    BlockDev { major: u32, minor: u32 },
+    Hardlink {
+        target: String,
+    },
+    CharDev {
+        major: u32,
+        minor: u32,
+    },
+    BlockDev {
+        major: u32,
+        minor: u32,
+    },
     Fifo,
     Socket,
 }

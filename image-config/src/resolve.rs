@@ -1,0 +1,326 @@
+//! Resolution (defaults that depend on other keys) and validation (cross-field rules).
+
+use std::path::{Path, PathBuf};
+
+use crate::schema::{Filesystem, HashAlgorithm, OutputFormat, RawConfig, RootMode, Size};
+use crate::{ConfigError, Env};
+
+/// Initrd modules loaded when `kernel.modules` is not set (plus `overlay` for
+/// `root.mode = "volatile-overlay"`): virtio disks, dm-verity and erofs.
+pub const DEFAULT_MODULES: &[&str] = &["virtio_pci", "virtio_blk", "dm-verity", "erofs"];
+
+/// The validated, immutable configuration the builder works from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageConfig {
+    /// The config file (for messages); `<embedded>` for built-in configs.
+    pub file: PathBuf,
+    pub name: String,
+    pub version: String,
+    pub source_date_epoch: u64,
+    pub output_format: OutputFormat,
+    pub rootfs: RootfsSource,
+    pub kernel: KernelConfig,
+    pub uki: UkiConfig,
+    pub root: RootConfig,
+    pub verity: VerityConfig,
+    pub disk: DiskConfig,
+}
+
+/// Where the root filesystem comes from (paths are absolute or relative to the working dir).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootfsSource {
+    /// A tar archive, plain, gzip or zstd (detected from its magic bytes).
+    Tar(PathBuf),
+    /// A directory, read without following symlinks.
+    Directory(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelConfig {
+    /// Absolute path of the kernel inside the rootfs; `None` = find the single one.
+    pub path: Option<String>,
+    /// Extra command-line arguments, after `roothash=`.
+    pub cmdline: Vec<String>,
+    /// Module names for the initrd (dependencies are added by the builder).
+    pub modules: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StubSource {
+    /// The rootfs's `/usr/lib/systemd/boot/efi/linuxx64.efi.stub`, else the host's.
+    Auto,
+    /// A stub file on the host.
+    Host(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UkiConfig {
+    pub stub: StubSource,
+    /// os-release file on the host; `None` = the rootfs's `/etc/os-release` or `/usr/lib/os-release`.
+    pub os_release: Option<PathBuf>,
+    /// Extra SBAT lines appended after the stub's and kernel's (default: ukify's `uki,1,…` line).
+    pub sbat: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RootConfig {
+    pub filesystem: Filesystem,
+    pub mode: RootMode,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerityConfig {
+    pub hash: HashAlgorithm,
+    pub data_block_size: u32,
+    pub hash_block_size: u32,
+    /// Explicit salt; `None` = derived from the image name and rootfs digest.
+    pub salt: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskConfig {
+    pub esp_size: u64,
+    pub alignment: u64,
+}
+
+pub(crate) fn resolve(
+    raw: RawConfig,
+    file: &Path,
+    base: &Path,
+    env: &Env,
+) -> Result<ImageConfig, ConfigError> {
+    let err = |key: &str, msg: String| ConfigError::new(file, key, msg);
+    let path = |p: &str| -> PathBuf { base.join(p) };
+
+    let name = raw.image.name.clone();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    {
+        return Err(
+            err("image.name", format!("`{name}` is not a valid image name"))
+                .hint("use letters, digits, `.`, `_` and `-`"),
+        );
+    }
+    let source_date_epoch = match (raw.image.source_date_epoch, &env.source_date_epoch) {
+        (Some(e), _) => e,
+        (None, Some(s)) => s.trim().parse().map_err(|_| {
+            err(
+                "image.source-date-epoch",
+                format!("$SOURCE_DATE_EPOCH = `{s}` is not an integer"),
+            )
+            .hint("set SOURCE_DATE_EPOCH to seconds since 1970, or set the key")
+        })?,
+        (None, None) => 0,
+    };
+
+    let rootfs = match (&raw.rootfs.tar, &raw.rootfs.directory) {
+        (Some(t), None) => RootfsSource::Tar(existing(file, "rootfs.tar", path(t), false)?),
+        (None, Some(d)) => {
+            RootfsSource::Directory(existing(file, "rootfs.directory", path(d), true)?)
+        }
+        (Some(_), Some(_)) => {
+            return Err(err("rootfs", "both `tar` and `directory` are set".into())
+                .hint("set exactly one rootfs source"))
+        }
+        (None, None) => {
+            return Err(err("rootfs", "no rootfs source".into())
+                .hint("set `tar = \"rootfs.tar\"` or `directory = \"rootfs/\"`"))
+        }
+    };
+
+    let root = RootConfig {
+        filesystem: raw.root.filesystem.unwrap_or_default(),
+        mode: raw.root.mode.unwrap_or_default(),
+    };
+    let kernel = resolve_kernel(&raw, file, root.mode)?;
+    let uki = UkiConfig {
+        stub: match &raw.uki.stub {
+            Some(s) => StubSource::Host(existing(file, "uki.stub", path(s), false)?),
+            None => StubSource::Auto,
+        },
+        os_release: match &raw.uki.os_release {
+            Some(s) => Some(existing(file, "uki.os-release", path(s), false)?),
+            None => None,
+        },
+        sbat: raw.uki.sbat.clone(),
+    };
+    if let Some(s) = &uki.sbat {
+        if s.contains('\0') || s.lines().any(|l| l.split(',').count() < 2) {
+            return Err(err("uki.sbat", "not SBAT CSV".into())
+                .hint("one `component,generation,vendor,package,version,url` line per entry"));
+        }
+    }
+    let verity = resolve_verity(&raw, file)?;
+    let disk = resolve_disk(&raw, file)?;
+    Ok(ImageConfig {
+        file: file.to_path_buf(),
+        name,
+        version: raw.image.version.clone().unwrap_or_else(|| "0".into()),
+        source_date_epoch,
+        output_format: raw.image.output_format.unwrap_or_default(),
+        rootfs,
+        kernel,
+        uki,
+        root,
+        verity,
+        disk,
+    })
+}
+
+fn existing(file: &Path, key: &str, p: PathBuf, dir: bool) -> Result<PathBuf, ConfigError> {
+    let what = if dir { "directory" } else { "file" };
+    match std::fs::metadata(&p) {
+        Ok(m) if m.is_dir() == dir => Ok(p),
+        Ok(_) => Err(ConfigError::new(
+            file,
+            key,
+            format!("{} is not a {what}", p.display()),
+        )),
+        Err(e) => Err(ConfigError::new(file, key, format!("{}: {e}", p.display()))
+            .hint("paths are relative to the directory of the config file")),
+    }
+}
+
+fn resolve_kernel(
+    raw: &RawConfig,
+    file: &Path,
+    mode: RootMode,
+) -> Result<KernelConfig, ConfigError> {
+    let k = &raw.kernel;
+    if let Some(p) = &k.path {
+        if !p.starts_with('/') || p.split('/').any(|c| c == "..") {
+            return Err(ConfigError::new(
+                file,
+                "kernel.path",
+                format!("`{p}` is not an absolute path inside the rootfs"),
+            )
+            .hint("for example \"/boot/vmlinuz-6.1.0-26-cloud-amd64\""));
+        }
+    }
+    for (i, arg) in k.cmdline.iter().enumerate() {
+        let key = format!("kernel.cmdline[{i}]");
+        if arg.is_empty()
+            || arg
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || !c.is_ascii())
+        {
+            return Err(ConfigError::new(
+                file,
+                &key,
+                format!("`{arg}` is not one printable argument"),
+            )
+            .hint("one list item per argument, no spaces"));
+        }
+        if arg.starts_with("roothash=") {
+            return Err(
+                ConfigError::new(file, &key, "nodeimg sets roothash= itself")
+                    .hint("remove this argument"),
+            );
+        }
+    }
+    let mut modules: Vec<String> = match &k.modules {
+        Some(m) => m.clone(),
+        None => DEFAULT_MODULES.iter().map(|s| s.to_string()).collect(),
+    };
+    if mode == RootMode::VolatileOverlay && !modules.iter().any(|m| m == "overlay") {
+        modules.push("overlay".into());
+    }
+    for (i, m) in modules.iter().enumerate() {
+        if m.is_empty() || m.contains(['/', ' ', '\0']) {
+            return Err(ConfigError::new(
+                file,
+                &format!("kernel.modules[{i}]"),
+                format!("`{m}` is not a module name"),
+            )
+            .hint("give module names as in modules.dep, without .ko (\"dm-verity\")"));
+        }
+    }
+    Ok(KernelConfig {
+        path: k.path.clone(),
+        cmdline: k.cmdline.clone(),
+        modules,
+    })
+}
+
+fn resolve_verity(raw: &RawConfig, file: &Path) -> Result<VerityConfig, ConfigError> {
+    let v = &raw.verity;
+    let block = |key: &str, val: Option<u32>| -> Result<u32, ConfigError> {
+        let n = val.unwrap_or(4096);
+        if !n.is_power_of_two() || !(512..=4096).contains(&n) {
+            return Err(ConfigError::new(
+                file,
+                key,
+                format!("{n} is not a power of two from 512 to 4096"),
+            )
+            .hint("the kernel needs verity blocks no larger than the 4096-byte page; use 4096"));
+        }
+        Ok(n)
+    };
+    let salt = match &v.salt {
+        None => None,
+        Some(s) => {
+            let bytes = hex_decode(s).ok_or_else(|| {
+                ConfigError::new(file, "verity.salt", format!("`{s}` is not hex"))
+                    .hint("an even number of hex digits, or remove the key to derive the salt")
+            })?;
+            if bytes.len() > 256 {
+                return Err(ConfigError::new(
+                    file,
+                    "verity.salt",
+                    "longer than 256 bytes",
+                ));
+            }
+            Some(bytes)
+        }
+    };
+    Ok(VerityConfig {
+        hash: v.hash.unwrap_or_default(),
+        data_block_size: block("verity.data-block-size", v.data_block_size)?,
+        hash_block_size: block("verity.hash-block-size", v.hash_block_size)?,
+        salt,
+    })
+}
+
+fn resolve_disk(raw: &RawConfig, file: &Path) -> Result<DiskConfig, ConfigError> {
+    let size = |key: &str, v: &Option<Size>, default: u64| -> Result<u64, ConfigError> {
+        v.as_ref().map_or(Ok(default), |s| {
+            s.bytes().map_err(|m| {
+                ConfigError::new(file, key, m).hint("write sizes like \"64MiB\" or 67108864")
+            })
+        })
+    };
+    let alignment = size("disk.alignment", &raw.disk.alignment, 1 << 20)?;
+    if !alignment.is_power_of_two() || alignment < 4096 {
+        return Err(ConfigError::new(
+            file,
+            "disk.alignment",
+            format!("{alignment} is not a power of two ≥ 4096"),
+        )
+        .hint("1MiB is what partitioning tools use"));
+    }
+    let esp_size = size("disk.esp-size", &raw.disk.esp_size, 64 << 20)?;
+    if esp_size < 40 << 20 {
+        return Err(ConfigError::new(
+            file,
+            "disk.esp-size",
+            format!("{esp_size} bytes is too small for FAT32"),
+        )
+        .hint("use at least 40MiB; the UKI must also fit"));
+    }
+    Ok(DiskConfig {
+        esp_size,
+        alignment,
+    })
+}
+
+fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}

@@ -1,0 +1,170 @@
+//! The TOML schema: what a user may write (kebab-case keys, unknown keys refused).
+
+use serde::{Deserialize, Serialize};
+
+/// `image.toml` as written by the user, before defaults are resolved.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawConfig {
+    pub image: RawImage,
+    pub rootfs: RawRootfs,
+    #[serde(default)]
+    pub kernel: RawKernel,
+    #[serde(default)]
+    pub uki: RawUki,
+    #[serde(default)]
+    pub root: RawRoot,
+    #[serde(default)]
+    pub verity: RawVerity,
+    #[serde(default)]
+    pub disk: RawDisk,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawImage {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_date_epoch: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_format: Option<OutputFormat>,
+}
+
+/// Disk image formats `build` can write.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutputFormat {
+    #[default]
+    Raw,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawRootfs {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tar: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawKernel {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cmdline: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modules: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawUki {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stub: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os_release: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sbat: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawRoot {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filesystem: Option<Filesystem>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<RootMode>,
+}
+
+/// Root filesystem types.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Filesystem {
+    #[default]
+    Erofs,
+}
+
+/// How the root is mounted at boot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RootMode {
+    /// The verified erofs root, read-only.
+    #[default]
+    ReadOnly,
+    /// The verified root under a tmpfs overlay: writable, changes vanish at reboot.
+    VolatileOverlay,
+}
+
+impl RootMode {
+    /// The spelling used in TOML and in the initrd's `nodeimg-init.conf`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RootMode::ReadOnly => "read-only",
+            RootMode::VolatileOverlay => "volatile-overlay",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawVerity {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<HashAlgorithm>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_block_size: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_block_size: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salt: Option<String>,
+}
+
+/// dm-verity hash algorithms.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HashAlgorithm {
+    #[default]
+    Sha256,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawDisk {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub esp_size: Option<Size>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alignment: Option<Size>,
+}
+
+/// A byte size: an integer, or a string with a binary suffix (`"64MiB"`, `"1M"`, `"4096"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Size {
+    Bytes(u64),
+    Text(String),
+}
+
+impl Size {
+    /// The size in bytes, or a message saying what is wrong with the text.
+    pub fn bytes(&self) -> Result<u64, String> {
+        let s = match self {
+            Size::Bytes(n) => return Ok(*n),
+            Size::Text(s) => s.trim(),
+        };
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
+        let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a size"))?;
+        let mult: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "K" | "KiB" => 1 << 10,
+            "M" | "MiB" => 1 << 20,
+            "G" | "GiB" => 1 << 30,
+            u => return Err(format!("unknown size unit `{u}` in `{s}`")),
+        };
+        n.checked_mul(mult)
+            .ok_or_else(|| format!("`{s}` is too large"))
+    }
+}
