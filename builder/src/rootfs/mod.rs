@@ -1,5 +1,132 @@
-//! Root filesystem sources (tar, directory) → one normalized, sorted [`Tree`].
+//! Root filesystem sources (tar, directory) → one normalized, sorted [`Tree`]: paths checked
+//! (no `..`, nothing under a symlink), parents present, mtimes clamped to SOURCE_DATE_EPOCH,
+//! hardlinks canonical. Contents are never loaded; the tree's store opens them on demand.
 
+mod dir;
+mod normalize;
+mod store;
+mod tarball;
 mod tree;
 
-pub use tree::{path_cmp, ContentStore, DataRef, Entry, Kind, Tree, Xattr};
+use std::path::Path;
+
+use anyhow::Result;
+use image_config::RootfsSource;
+
+pub use tree::{parent_of, path_cmp, ContentStore, DataRef, Entry, Kind, Tree, Xattr};
+
+/// A loaded rootfs and what identifies its input.
+#[derive(Debug)]
+pub struct Loaded {
+    pub tree: Tree,
+    /// SHA-256 of the tar file; `None` for a directory (its identity is the erofs image).
+    pub input_sha256: Option<[u8; 32]>,
+}
+
+/// Reads the configured source. `work_dir` may receive a spool of decompressed contents.
+pub fn load(source: &RootfsSource, epoch: u64, work_dir: &Path) -> Result<Loaded> {
+    match source {
+        RootfsSource::Tar(p) => {
+            let (tree, digest) = tarball::read(p, epoch, work_dir)?;
+            Ok(Loaded {
+                tree,
+                input_sha256: Some(digest),
+            })
+        }
+        RootfsSource::Directory(p) => Ok(Loaded {
+            tree: dir::read(p, epoch)?,
+            input_sha256: None,
+        }),
+    }
+}
+
+impl Tree {
+    /// The entry at `path` (relative, no leading `/`).
+    pub fn get(&self, path: &str) -> Option<&Entry> {
+        self.entries
+            .binary_search_by(|e| path_cmp(&e.path, path))
+            .ok()
+            .map(|i| &self.entries[i])
+    }
+
+    /// Reads a whole regular file (following hardlinks, not symlinks) into memory.
+    pub fn read_file(&self, path: &str) -> Result<Vec<u8>> {
+        use anyhow::Context;
+        let e = self
+            .get(path)
+            .with_context(|| format!("`/{path}` is not in the rootfs"))?;
+        let data = match &e.kind {
+            Kind::File { data, .. } => *data,
+            Kind::Hardlink { target } => return self.read_file(target),
+            _ => anyhow::bail!("`/{path}` in the rootfs is not a regular file"),
+        };
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut self.store.open(data)?, &mut buf)
+            .with_context(|| format!("reading `/{path}` from the rootfs"))?;
+        Ok(buf)
+    }
+
+    /// Resolves symlinks in every component of `path` inside the tree (absolute targets are
+    /// relative to the tree's root, `..` is clamped at the root) and returns the path of the
+    /// final entry, which must exist; at most 40 symlinks are followed.
+    pub fn resolve(&self, path: &str) -> Option<String> {
+        let mut pending: Vec<String> = lexical_clean(path)
+            .split('/')
+            .filter(|c| !c.is_empty())
+            .rev()
+            .map(String::from)
+            .collect();
+        let mut cur = String::new();
+        let mut hops = 0;
+        while let Some(c) = pending.pop() {
+            let next = if cur.is_empty() {
+                c
+            } else {
+                format!("{cur}/{c}")
+            };
+            match &self.get(&next)?.kind {
+                Kind::Symlink { target } => {
+                    hops += 1;
+                    if hops > 40 {
+                        return None;
+                    }
+                    let t = std::str::from_utf8(target).ok()?;
+                    let joined = if t.starts_with('/') {
+                        t.to_string()
+                    } else {
+                        format!("{cur}/{t}")
+                    };
+                    let rest: Vec<String> = pending.drain(..).rev().collect();
+                    let full = format!("{}/{}", lexical_clean(&joined), rest.join("/"));
+                    pending = lexical_clean(&full)
+                        .split('/')
+                        .filter(|c| !c.is_empty())
+                        .rev()
+                        .map(String::from)
+                        .collect();
+                    cur = String::new();
+                }
+                _ => cur = next,
+            }
+        }
+        Some(cur)
+    }
+}
+
+/// Cleans `a/./b/../c` → `a/c` lexically, clamping `..` at the root.
+fn lexical_clean(p: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out.join("/")
+}
+
+#[cfg(test)]
+mod tests;

@@ -69,11 +69,7 @@ impl Entry {
 
     /// The parent directory's path (`None` for the root).
     pub fn parent(&self) -> Option<&str> {
-        if self.path.is_empty() {
-            None
-        } else {
-            Some(self.path.rsplit_once('/').map_or("", |(p, _)| p))
-        }
+        parent_of(&self.path)
     }
 
     /// The `st_mode` file-type bits for this entry (`S_IFREG` for hardlinks).
@@ -110,6 +106,14 @@ pub trait ContentStore: Send + Sync + fmt::Debug {
 pub struct Tree {
     pub entries: Vec<Entry>,
     pub store: Box<dyn ContentStore>,
+}
+
+/// The parent of a relative path (`"a/b"` → `"a"`, `"a"` → `""`, `""` → `None`).
+pub fn parent_of(path: &str) -> Option<&str> {
+    if path.is_empty() {
+        return None;
+    }
+    Some(path.rsplit_once('/').map_or("", |(p, _)| p))
 }
 
 /// Component-wise path order used for [`Tree::entries`].

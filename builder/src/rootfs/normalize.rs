@@ -1,0 +1,314 @@
+//! Shared normalization for every rootfs source: path checks, implicit parent directories,
+//! duplicate handling, hardlink canonicalization, sorting and mtime clamping.
+
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::{bail, Context, Result};
+
+use super::tree::{parent_of, path_cmp, Entry, Kind};
+
+/// Turns a path from an archive or directory walk into our relative form, refusing `..`,
+/// NUL, over-long or non-UTF-8 components. `./a//b/` → `a/b`; `/etc` → `etc`.
+pub fn clean_path(raw: &[u8]) -> Result<String> {
+    let s = std::str::from_utf8(raw).map_err(|_| {
+        anyhow::anyhow!("name is not valid UTF-8 ({})", String::from_utf8_lossy(raw))
+    })?;
+    let mut parts = Vec::new();
+    for c in s.split('/') {
+        match c {
+            "" | "." => continue,
+            ".." => bail!("path `{s}` contains `..`; refusing an entry that could escape the root"),
+            c if c.len() > 255 => bail!("path `{s}` has a component longer than 255 bytes"),
+            c if c.contains('\0') => bail!("path `{s}` contains NUL"),
+            c => parts.push(c),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+/// Collects entries in source order, then [`Builder::finish`] produces the sorted, checked list.
+#[derive(Debug, Default)]
+pub struct Builder {
+    /// path → entry; later duplicates of the same kind replace earlier ones (tar semantics).
+    entries: HashMap<String, Entry>,
+}
+
+impl Builder {
+    pub fn add(&mut self, e: Entry) -> Result<()> {
+        if let Some(old) = self.entries.get(&e.path) {
+            let same = std::mem::discriminant(&old.kind) == std::mem::discriminant(&e.kind);
+            if !(same || is_fileish(&old.kind) && is_fileish(&e.kind)) {
+                bail!(
+                    "`/{}` appears twice with different types ({} then {})",
+                    e.path,
+                    kind_name(&old.kind),
+                    kind_name(&e.kind)
+                );
+            }
+        }
+        self.entries.insert(e.path.clone(), e);
+        Ok(())
+    }
+
+    /// Sorts, adds missing parents (0755 root:root at `epoch`), clamps mtimes to `epoch`,
+    /// checks parents are directories and makes every hardlink point at the first name of its
+    /// file in sorted order.
+    pub fn finish(mut self, epoch: u64) -> Result<Vec<Entry>> {
+        let paths: Vec<String> = self.entries.keys().cloned().collect();
+        for p in &paths {
+            let mut cur = p.as_str();
+            while let Some(parent) = parent_of(cur) {
+                self.entries
+                    .entry(parent.to_string())
+                    .or_insert_with(|| implicit_dir(parent, epoch));
+                cur = parent;
+            }
+        }
+        self.entries
+            .entry(String::new())
+            .or_insert_with(|| implicit_dir("", epoch));
+        let mut list: Vec<Entry> = self.entries.into_values().collect();
+        list.sort_by(|a, b| path_cmp(&a.path, &b.path));
+        for e in &mut list {
+            e.mtime = e.mtime.min(epoch);
+            e.xattrs.sort();
+            e.xattrs.dedup_by(|a, b| a.name == b.name);
+        }
+        check_parents(&list)?;
+        canonical_hardlinks(&mut list)?;
+        Ok(list)
+    }
+}
+
+fn is_fileish(k: &Kind) -> bool {
+    matches!(k, Kind::File { .. } | Kind::Hardlink { .. })
+}
+
+fn kind_name(k: &Kind) -> &'static str {
+    match k {
+        Kind::Dir => "directory",
+        Kind::File { .. } => "file",
+        Kind::Symlink { .. } => "symlink",
+        Kind::Hardlink { .. } => "hardlink",
+        Kind::CharDev { .. } => "char device",
+        Kind::BlockDev { .. } => "block device",
+        Kind::Fifo => "fifo",
+        Kind::Socket => "socket",
+    }
+}
+
+fn implicit_dir(path: &str, epoch: u64) -> Entry {
+    Entry {
+        path: path.to_string(),
+        kind: Kind::Dir,
+        perm: 0o755,
+        uid: 0,
+        gid: 0,
+        mtime: epoch,
+        xattrs: vec![],
+    }
+}
+
+fn check_parents(list: &[Entry]) -> Result<()> {
+    let kinds: HashMap<&str, &Kind> = list.iter().map(|e| (e.path.as_str(), &e.kind)).collect();
+    for e in list {
+        if let Some(parent) = e.parent() {
+            match kinds.get(parent) {
+                Some(Kind::Dir) => {}
+                Some(k) => bail!(
+                    "`/{}` is inside `/{parent}`, which is a {} — refusing (an entry under a symlink could write outside the root)",
+                    e.path,
+                    kind_name(k)
+                ),
+                None => bail!("internal: parent of `/{}` missing", e.path),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Resolves hardlink chains and re-points each group at its first name in sorted order, so the
+/// tree invariant "hardlink targets are earlier regular files" holds.
+fn canonical_hardlinks(list: &mut [Entry]) -> Result<()> {
+    let index: HashMap<String, usize> = list
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.path.clone(), i))
+        .collect();
+    // For each hardlink, follow the chain to a regular file.
+    let mut group_of: BTreeMap<usize, usize> = BTreeMap::new(); // entry → file entry
+    for (i, e) in list.iter().enumerate() {
+        let mut cur = i;
+        let mut hops = 0;
+        while let Kind::Hardlink { target } = &list[cur].kind {
+            let t = *index.get(target.as_str()).with_context(|| {
+                format!(
+                    "hardlink `/{}` points at `/{target}`, which is not in the rootfs",
+                    e.path
+                )
+            })?;
+            cur = t;
+            hops += 1;
+            if hops > list.len() {
+                bail!("hardlink `/{}` is part of a cycle", e.path);
+            }
+        }
+        if hops > 0 {
+            if !matches!(list[cur].kind, Kind::File { .. }) {
+                bail!(
+                    "hardlink `/{}` points at `/{}`, which is not a regular file",
+                    e.path,
+                    list[cur].path
+                );
+            }
+            group_of.insert(i, cur);
+        }
+    }
+    // Group members: the file itself plus its links; the smallest index becomes the file.
+    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (&link, &file) in &group_of {
+        groups.entry(file).or_insert_with(|| vec![file]).push(link);
+    }
+    for (file, mut members) in groups {
+        members.sort_unstable();
+        let first = members[0];
+        if first != file {
+            // Move the file's content and metadata to the first name.
+            let content = list[file].clone();
+            let first_path = list[first].path.clone();
+            list[first] = Entry {
+                path: first_path,
+                ..content
+            };
+        }
+        let target = list[first].path.clone();
+        for &m in &members[1..] {
+            list[m].kind = Kind::Hardlink {
+                target: target.clone(),
+            };
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rootfs::DataRef;
+
+    fn file(path: &str) -> Entry {
+        Entry {
+            path: path.into(),
+            kind: Kind::File {
+                size: 1,
+                data: DataRef(0),
+            },
+            perm: 0o644,
+            uid: 1,
+            gid: 2,
+            mtime: 99,
+            xattrs: vec![],
+        }
+    }
+
+    #[test]
+    fn clean_path_table() {
+        for (raw, want) in [
+            ("./a//b/", Some("a/b")),
+            ("/etc/x", Some("etc/x")),
+            (".", Some("")),
+            ("a/../b", None),
+            ("../x", None),
+        ] {
+            assert_eq!(clean_path(raw.as_bytes()).ok().as_deref(), want, "{raw}");
+        }
+        assert!(clean_path(&[0xff, b'a']).is_err());
+        assert!(clean_path("a".repeat(256).as_bytes()).is_err());
+    }
+
+    #[test]
+    fn parents_are_created_and_sorted_first() {
+        let mut b = Builder::default();
+        b.add(file("usr/bin/x")).unwrap();
+        b.add(file("a")).unwrap();
+        let l = b.finish(50).unwrap();
+        let paths: Vec<_> = l.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["", "a", "usr", "usr/bin", "usr/bin/x"]);
+        assert!(l.iter().all(|e| e.mtime <= 50));
+    }
+
+    #[test]
+    fn entry_under_symlink_is_refused() {
+        let mut b = Builder::default();
+        b.add(Entry {
+            kind: Kind::Symlink {
+                target: b"/tmp".to_vec(),
+            },
+            ..file("lib")
+        })
+        .unwrap();
+        b.add(file("lib/evil")).unwrap();
+        let e = b.finish(0).unwrap_err().to_string();
+        assert!(e.contains("symlink"), "{e}");
+    }
+
+    #[test]
+    fn hardlinks_point_at_first_sorted_name() {
+        let mut b = Builder::default();
+        b.add(file("z/orig")).unwrap();
+        b.add(Entry {
+            kind: Kind::Hardlink {
+                target: "z/orig".into(),
+            },
+            ..file("a/link")
+        })
+        .unwrap();
+        b.add(Entry {
+            kind: Kind::Hardlink {
+                target: "a/link".into(),
+            },
+            ..file("m/link2")
+        })
+        .unwrap();
+        let l = b.finish(0).unwrap();
+        let get = |p: &str| l.iter().find(|e| e.path == p).unwrap().kind.clone();
+        assert!(matches!(get("a/link"), Kind::File { .. }));
+        assert_eq!(
+            get("z/orig"),
+            Kind::Hardlink {
+                target: "a/link".into()
+            }
+        );
+        assert_eq!(
+            get("m/link2"),
+            Kind::Hardlink {
+                target: "a/link".into()
+            }
+        );
+    }
+
+    #[test]
+    fn dangling_hardlink_and_type_clash_are_refused() {
+        let mut b = Builder::default();
+        b.add(Entry {
+            kind: Kind::Hardlink {
+                target: "nope".into(),
+            },
+            ..file("l")
+        })
+        .unwrap();
+        assert!(b
+            .finish(0)
+            .unwrap_err()
+            .to_string()
+            .contains("not in the rootfs"));
+        let mut b = Builder::default();
+        b.add(file("x")).unwrap();
+        assert!(b
+            .add(Entry {
+                kind: Kind::Dir,
+                ..file("x")
+            })
+            .is_err());
+    }
+}
