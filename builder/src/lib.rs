@@ -8,6 +8,7 @@ pub mod cli;
 pub mod disk;
 pub mod erofs;
 pub mod esp;
+pub mod initbin;
 pub mod initrd;
 pub mod pipeline;
 pub mod qemu;

@@ -1,1 +1,273 @@
-//! (stage module; filled in by its owner)
+//! The build recipe: a short, linear list of stage calls. Every output is written into a
+//! staging directory inside the output directory and renamed into place only at the end.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use image_config::{ImageConfig, StubSource};
+use measurements::manifest::{self, Manifest};
+
+use crate::rootfs::{self, Tree};
+use crate::{disk, erofs, esp, initrd, uki, verity};
+
+mod derive;
+mod output;
+mod progress;
+
+pub use derive::uuid_text;
+use output::Staging;
+use progress::Progress;
+
+/// Where the host's systemd-boot-efi package puts the stub (also looked up inside the rootfs).
+pub const STUB_PATH: &str = "usr/lib/systemd/boot/efi/linuxx64.efi.stub";
+
+/// What `build` needs besides the config.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub out_dir: PathBuf,
+    /// The static nodeimg-init binary.
+    pub init: PathBuf,
+}
+
+/// The result of a build, for the CLI to print.
+#[derive(Debug)]
+pub struct Built {
+    pub out_dir: PathBuf,
+    pub manifest: Manifest,
+}
+
+/// Builds the image described by `cfg` into `opts.out_dir`.
+pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
+    let init = std::fs::read(&opts.init).with_context(|| format!("reading nodeimg-init {}", opts.init.display()))?;
+    crate::initbin::check_static(&init).with_context(|| format!("checking nodeimg-init {}", opts.init.display()))?;
+    let staging = Staging::new(&opts.out_dir)?;
+    let work = staging.work_dir()?;
+    let progress = Progress::new();
+    let epoch = cfg.source_date_epoch;
+
+    let loaded = progress.stage("rootfs", || rootfs::load(&cfg.rootfs, epoch, &work))?;
+    let tree = &loaded.tree;
+    let kernel = progress.stage("kernel", || find_kernel(tree, cfg.kernel.path.as_deref()))?;
+    let erofs_path = work.join("root.erofs");
+    let summary = progress.stage("erofs", || make_erofs(cfg, tree, &erofs_path))?;
+    let erofs_sha = output::sha256_file(&erofs_path)?;
+    let (vinfo, vparams, verity_path) = progress.stage("verity", || make_verity(cfg, &erofs_path, &erofs_sha, &work))?;
+    let (initrd_bytes, modules) = progress.stage("initrd", || {
+        initrd::build(
+            tree,
+            &initrd::Spec { init: &init, kernel_release: &kernel.release, modules: &cfg.kernel.modules, root_mode: cfg.root.mode, mtime: epoch },
+        )
+    })?;
+    let cmdline = cmdline(&vinfo.root_hash, &cfg.kernel.cmdline);
+    let stub = progress.stage("stub", || load_stub(cfg, tree))?;
+    let uki_bytes = progress.stage("uki", || {
+        uki::build(
+            &stub,
+            &uki::Sections {
+                osrel: os_release(cfg, tree)?,
+                cmdline: cmdline.clone().into_bytes(),
+                uname: kernel.release.clone().into_bytes(),
+                linux: kernel.bytes.clone(),
+                initrd: initrd_bytes.clone(),
+                sbat_extra: cfg.uki.sbat.clone(),
+            },
+        )
+    })?;
+    let stub_info = uki::read(&uki_bytes).context("reading back the UKI")?;
+    let esp_path = work.join("esp.img");
+    progress.stage("esp", || {
+        let vol = derive::volume_id(&cfg.name, &vinfo.root_hash);
+        esp::build(&esp_path, cfg.disk.esp_size, &[("EFI/BOOT/BOOTX64.EFI", &uki_bytes)], vol, "ESP", epoch)
+    })?;
+    let disk_path = staging.path("disk.raw");
+    let placed = progress.stage("disk", || assemble_disk(cfg, &vinfo.root_hash, &esp_path, (&erofs_path, &erofs_sha), &verity_path, &disk_path))?;
+    let uki_path = staging.path("uki.efi");
+    std::fs::write(&uki_path, &uki_bytes).with_context(|| format!("writing {}", uki_path.display()))?;
+
+    let m = Manifest {
+        schema: manifest::SCHEMA.into(),
+        image: manifest::Image { name: cfg.name.clone(), version: cfg.version.clone(), source_date_epoch: epoch },
+        artifacts: [
+            ("disk.raw".to_string(), output::artifact(&disk_path)?),
+            ("uki.efi".to_string(), output::artifact(&uki_path)?),
+        ]
+        .into(),
+        verity: manifest::Verity {
+            root_hash: hex::encode(vinfo.root_hash),
+            salt: hex::encode(&vparams.salt),
+            uuid: uuid_text(&vparams.uuid),
+            data_blocks: vinfo.data_blocks,
+            data_block_size: vparams.data_block_size,
+            hash_block_size: vparams.hash_block_size,
+            hash_algorithm: "sha256".into(),
+        },
+        stub: manifest::Stub { version: stub_info.stub_version.clone().unwrap_or_default(), sha256: output::sha256_hex(&stub) },
+        kernel: manifest::Kernel {
+            release: kernel.release.clone(),
+            path: format!("/{}", kernel.path),
+            sha256: output::sha256_hex(&kernel.bytes),
+            cmdline,
+        },
+        disk: placed,
+        initrd: manifest::Initrd {
+            sha256: output::sha256_hex(&initrd_bytes),
+            modules: modules.load_order,
+            root_mode: cfg.root.mode.as_str().into(),
+        },
+        inputs: manifest::Inputs {
+            rootfs: manifest::RootfsInput {
+                kind: match cfg.rootfs {
+                    image_config::RootfsSource::Tar(_) => "tar".into(),
+                    image_config::RootfsSource::Directory(_) => "directory".into(),
+                },
+                sha256: loaded.input_sha256.map(hex::encode),
+                erofs_sha256: hex::encode(erofs_sha),
+                entries: summary.inodes,
+            },
+            init: manifest::Digest { sha256: output::sha256_hex(&init) },
+        },
+    };
+    staging.write_json("manifest.json", &m)?;
+    staging.commit(&["disk.raw", "uki.efi", "manifest.json"])?;
+    progress.finish();
+    Ok(Built { out_dir: opts.out_dir.clone(), manifest: m })
+}
+
+/// The kernel chosen from the rootfs.
+#[derive(Debug)]
+struct KernelImage {
+    path: String,
+    release: String,
+    bytes: Vec<u8>,
+}
+
+/// `kernel.path`, or the single `/boot/vmlinuz-*` or `/usr/lib/modules/*/vmlinuz`.
+fn find_kernel(tree: &Tree, configured: Option<&str>) -> Result<KernelImage> {
+    let path = match configured {
+        Some(p) => tree
+            .resolve(p.trim_start_matches('/'))
+            .with_context(|| format!("kernel.path {p} is not in the rootfs"))?,
+        None => {
+            let found: Vec<&str> = tree
+                .entries
+                .iter()
+                .map(|e| e.path.as_str())
+                .filter(|p| {
+                    p.strip_prefix("boot/vmlinuz-").is_some_and(|r| !r.contains('/'))
+                        || (p.starts_with("usr/lib/modules/") && p.ends_with("/vmlinuz") && p.matches('/').count() == 4)
+                })
+                .collect();
+            match found.as_slice() {
+                [one] => tree.resolve(one).with_context(|| format!("/{one} is a dangling symlink"))?,
+                [] => anyhow::bail!("no kernel in the rootfs: no /boot/vmlinuz-* or /usr/lib/modules/*/vmlinuz (install a kernel or set kernel.path)"),
+                many => anyhow::bail!("several kernels in the rootfs ({}); set kernel.path", many.join(", ")),
+            }
+        }
+    };
+    let release = path
+        .strip_prefix("boot/vmlinuz-")
+        .or_else(|| path.strip_prefix("usr/lib/modules/").and_then(|r| r.strip_suffix("/vmlinuz")))
+        .with_context(|| format!("cannot tell the kernel release from /{path} (expected /boot/vmlinuz-<release>)"))?
+        .to_string();
+    let bytes = tree.read_file(&path)?;
+    Ok(KernelImage { path, release, bytes })
+}
+
+fn make_erofs(cfg: &ImageConfig, tree: &Tree, path: &Path) -> Result<erofs::Summary> {
+    let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut w = BufWriter::with_capacity(1 << 20, f);
+    let opts = erofs::Options {
+        uuid: derive::erofs_uuid(&cfg.name, &cfg.version),
+        build_time: cfg.source_date_epoch,
+        volume_name: "root".into(),
+    };
+    let s = erofs::write(tree, &mut w, &opts).context("writing the erofs root")?;
+    w.flush()?;
+    Ok(s)
+}
+
+fn make_verity(cfg: &ImageConfig, erofs: &Path, erofs_sha: &[u8; 32], work: &Path) -> Result<(verity::Info, verity::Params, PathBuf)> {
+    let salt = cfg.verity.salt.clone().unwrap_or_else(|| derive::salt(&cfg.name, erofs_sha).to_vec());
+    let params = verity::Params {
+        data_block_size: cfg.verity.data_block_size,
+        hash_block_size: cfg.verity.hash_block_size,
+        uuid: derive::verity_uuid(&salt),
+        salt,
+    };
+    let data = File::open(erofs)?;
+    let len = data.metadata()?.len();
+    let out_path = work.join("root.verity");
+    let mut out = BufWriter::new(File::create(&out_path)?);
+    let info = verity::format(verity::Region { file: &data, offset: 0, len }, &mut out, &params)?;
+    out.flush()?;
+    Ok((info, params, out_path))
+}
+
+/// `roothash=<hex>` followed by the configured arguments.
+fn cmdline(root_hash: &[u8], extra: &[String]) -> String {
+    std::iter::once(format!("roothash={}", hex::encode(root_hash)))
+        .chain(extra.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn load_stub(cfg: &ImageConfig, tree: &Tree) -> Result<Vec<u8>> {
+    match &cfg.uki.stub {
+        StubSource::Host(p) => std::fs::read(p).with_context(|| format!("reading uki.stub {}", p.display())),
+        StubSource::Auto => {
+            if let Some(p) = tree.resolve(STUB_PATH) {
+                return tree.read_file(&p);
+            }
+            let host = Path::new("/").join(STUB_PATH);
+            std::fs::read(&host).with_context(|| {
+                format!("no systemd-stub: neither /{STUB_PATH} in the rootfs nor {} on the host (install systemd-boot-efi or set uki.stub)", host.display())
+            })
+        }
+    }
+}
+
+fn os_release(cfg: &ImageConfig, tree: &Tree) -> Result<Vec<u8>> {
+    if let Some(p) = &cfg.uki.os_release {
+        return std::fs::read(p).with_context(|| format!("reading uki.os-release {}", p.display()));
+    }
+    ["etc/os-release", "usr/lib/os-release"]
+        .iter()
+        .find_map(|p| tree.resolve(p))
+        .map(|p| tree.read_file(&p))
+        .context("no /etc/os-release or /usr/lib/os-release in the rootfs (add one or set uki.os-release)")?
+}
+
+/// Lays out ESP, root and root-verity; `root` comes with its already computed digest.
+fn assemble_disk(cfg: &ImageConfig, root_hash: &[u8; 32], esp: &Path, root: (&Path, &[u8; 32]), hash: &Path, out: &Path) -> Result<manifest::Disk> {
+    let (root, root_sha) = root;
+    let guid = derive::disk_guid(root_hash);
+    let parts = [
+        disk::PartSpec { type_guid: disk::ESP_TYPE, unique_guid: derive::esp_uuid(root_hash), name: "esp".into(), source: esp.to_path_buf(), attrs: 0 },
+        disk::PartSpec { type_guid: disk::ROOT_X86_64_TYPE, unique_guid: root_hash[..16].try_into()?, name: "root-x86-64".into(), source: root.to_path_buf(), attrs: disk::ATTR_READ_ONLY },
+        disk::PartSpec {
+            type_guid: disk::ROOT_VERITY_X86_64_TYPE,
+            unique_guid: root_hash[16..].try_into()?,
+            name: "root-x86-64-verity".into(),
+            source: hash.to_path_buf(),
+            attrs: disk::ATTR_READ_ONLY,
+        },
+    ];
+    let placed = disk::assemble(out, &parts, guid, cfg.disk.alignment)?;
+    let partitions = parts
+        .iter()
+        .zip(&placed)
+        .map(|(s, p)| -> Result<manifest::Partition> {
+            Ok(manifest::Partition {
+                name: s.name.clone(),
+                type_guid: uuid_text(&s.type_guid),
+                uuid: uuid_text(&s.unique_guid),
+                offset: p.offset,
+                size: p.size,
+                sha256: hex::encode(if s.source == root { *root_sha } else { output::sha256_file(&s.source)? }),
+            })
+        })
+        .collect::<Result<_>>()?;
+    Ok(manifest::Disk { guid: uuid_text(&guid), partitions })
+}

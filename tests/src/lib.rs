@@ -1,1 +1,133 @@
-//! Helpers shared by the end-to-end tests.
+//! Helpers shared by the end-to-end tests: locating binaries and fixtures, running nodeimg,
+//! and the skip policy (a missing tool or privilege is a loud skip locally and a failure
+//! when `NODEIMG_REQUIRE_TOOLS=1` / `NODEIMG_REQUIRE_ROOT=1`, as `.ci/run` sets).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// The cargo target directory this test binary was built into.
+pub fn target_dir() -> PathBuf {
+    if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(t);
+    }
+    // target/debug/deps/<test> → target
+    let exe = std::env::current_exe().expect("current exe");
+    exe.ancestors().nth(3).expect("target dir").to_path_buf()
+}
+
+/// `true` if `tool` is on PATH; otherwise prints a loud SKIP (or panics under
+/// `NODEIMG_REQUIRE_TOOLS=1`) and returns `false`.
+pub fn have_tool(tool: &str) -> bool {
+    if which(tool).is_some() {
+        return true;
+    }
+    skip_or_fail("NODEIMG_REQUIRE_TOOLS", &format!("`{tool}` is not installed (scripts/setup.sh installs it)"));
+    false
+}
+
+/// `true` when running as root; otherwise a loud skip (or a failure under `NODEIMG_REQUIRE_ROOT=1`).
+pub fn have_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    skip_or_fail("NODEIMG_REQUIRE_ROOT", "this test needs root");
+    false
+}
+
+fn skip_or_fail(var: &str, why: &str) {
+    if std::env::var(var).is_ok_and(|v| v == "1") {
+        panic!("{why} and {var}=1");
+    }
+    eprintln!("\n!!!!! SKIP: {why} !!!!!\n");
+}
+
+pub fn which(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(tool)).find(|p| p.is_file())
+}
+
+/// The nodeimg binary (built once per test process with `cargo build -p builder`).
+pub fn nodeimg() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let st = Command::new(env!("CARGO")).args(["build", "-q", "-p", "builder", "--bin", "nodeimg"]).current_dir(repo()).status().expect("cargo build");
+        assert!(st.success(), "building nodeimg failed");
+        target_dir().join("debug/nodeimg")
+    })
+}
+
+/// The static nodeimg-init (built once per test process with scripts/build-init.sh).
+pub fn init_binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let st = Command::new(repo().join("scripts/build-init.sh")).env("CARGO_TARGET_DIR", target_dir()).status().expect("build-init.sh");
+        assert!(st.success(), "building nodeimg-init failed");
+        target_dir().join("x86_64-unknown-linux-gnu/release/nodeimg-init")
+    })
+}
+
+/// The busybox fixture rootfs tar made by scripts/make-fixture.sh, if present.
+pub fn fixture_tar() -> Option<PathBuf> {
+    let t = std::env::var_os("NODEIMG_FIXTURE").map(PathBuf::from).unwrap_or_else(|| repo().join(".cache/fixture/rootfs.tar"));
+    if t.is_file() {
+        return Some(t);
+    }
+    skip_or_fail("NODEIMG_REQUIRE_TOOLS", &format!("fixture {} missing (run scripts/make-fixture.sh)", t.display()));
+    None
+}
+
+/// Writes an image.toml for the fixture into `dir` with `extra` TOML appended to `[kernel]`-less
+/// defaults, and returns its path.
+pub fn fixture_config(dir: &Path, tar: &Path, extra: &str) -> PathBuf {
+    let text = format!(
+        "[image]\nname = \"fixture\"\nversion = \"1\"\nsource-date-epoch = 1700000000\n\n[rootfs]\ntar = \"{}\"\n\n[kernel]\ncmdline = [\"console=ttyS0\", \"panic=-1\"]\n{extra}",
+        tar.display()
+    );
+    let p = dir.join("image.toml");
+    std::fs::write(&p, text).expect("write image.toml");
+    p
+}
+
+/// Runs `nodeimg ARGS` with the test's init binary.
+pub fn run_nodeimg(args: &[&str]) -> Output {
+    Command::new(nodeimg()).args(args).env("NODEIMG_INIT", init_binary()).output().expect("run nodeimg")
+}
+
+/// Panics with stdout/stderr unless `out` succeeded.
+pub fn assert_ok(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs a host tool; panics with its output on failure.
+pub fn run_tool(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
+    assert_ok(&out, &format!("{cmd:?}"));
+    out
+}
+
+/// Copies `len` bytes at `offset` of `from` into a new file `to`.
+pub fn extract(from: &Path, offset: u64, len: u64, to: &Path) {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(from).expect("open");
+    f.seek(SeekFrom::Start(offset)).expect("seek");
+    let mut out = std::fs::File::create(to).expect("create");
+    std::io::copy(&mut f.take(len), &mut out).expect("copy");
+}
+
+/// The parsed manifest.json of a build output dir.
+pub fn manifest(out: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(out.join("manifest.json")).expect("manifest.json")).expect("manifest json")
+}

@@ -1,0 +1,111 @@
+//! `manifest.json` (schema `nodeimg.manifest/v1`): what was built from what, and what a
+//! verifier will measure. Keys are snake_case; digests are lowercase hex. Sections that a
+//! build did not compute are omitted, never zero-filled.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+pub const SCHEMA: &str = "nodeimg.manifest/v1";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub schema: String,
+    pub image: Image,
+    /// Output file name → digests.
+    pub artifacts: BTreeMap<String, Artifact>,
+    pub verity: Verity,
+    pub stub: Stub,
+    pub kernel: Kernel,
+    pub disk: Disk,
+    pub initrd: Initrd,
+    pub inputs: Inputs,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Image {
+    pub name: String,
+    pub version: String,
+    pub source_date_epoch: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Artifact {
+    pub sha256: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verity {
+    pub root_hash: String,
+    pub salt: String,
+    /// Superblock UUID.
+    pub uuid: String,
+    pub data_blocks: u64,
+    pub data_block_size: u32,
+    pub hash_block_size: u32,
+    pub hash_algorithm: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stub {
+    /// From `.sdmagic`, e.g. `252.39-1~deb12u1`.
+    pub version: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Kernel {
+    pub release: String,
+    /// Path inside the rootfs.
+    pub path: String,
+    pub sha256: String,
+    pub cmdline: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disk {
+    pub guid: String,
+    pub partitions: Vec<Partition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Partition {
+    pub name: String,
+    pub type_guid: String,
+    pub uuid: String,
+    pub offset: u64,
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Initrd {
+    pub sha256: String,
+    /// Module paths (relative to the modules directory) in load order.
+    pub modules: Vec<String>,
+    pub root_mode: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inputs {
+    pub rootfs: RootfsInput,
+    pub init: Digest,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RootfsInput {
+    /// `tar` or `directory`.
+    pub kind: String,
+    /// SHA-256 of the tar file (absent for a directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// SHA-256 of the erofs image: the normalized tree, whatever the source.
+    pub erofs_sha256: String,
+    pub entries: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Digest {
+    pub sha256: String,
+}

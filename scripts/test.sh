@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The test command: setup, then all three tiers (DESIGN.md §8).
+#   tier 1: cargo test            — unit + known-answer tests, rootless, fast
+#   tier 2: nodeimg-tests         — builds fixture images, cross-checks with the real tools
+#   tier 3: nodeimg-tests boot*   — QEMU + OVMF boots of built images (everything under timeouts)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" = 0 ]; then
+  scripts/setup.sh
+else
+  echo "test.sh: not root, skipping scripts/setup.sh (host packages must already be installed)"
+fi
+scripts/make-fixture.sh
+scripts/fetch-stubs.sh
+scripts/build-init.sh
+
+echo "== tier 1: cargo test"
+cargo test --locked
+
+tier2=() tier3=()
+for f in tests/tests/*.rs; do
+  name=$(basename "$f" .rs)
+  case "$name" in boot*|qemu*) tier3+=(--test "$name") ;; *) tier2+=(--test "$name") ;; esac
+done
+echo "== tier 2: end-to-end builds and tool cross-checks"
+cargo test --locked -p nodeimg-tests "${tier2[@]}"
+echo "== tier 3: QEMU boots"
+timeout 2400 cargo test --locked -p nodeimg-tests "${tier3[@]}" -- --test-threads=2
