@@ -1,1 +1,0 @@
-//! (stage module; filled in by its owner)
