@@ -25,9 +25,13 @@ pub fn warn(msg: &str) {
 }
 
 /// Prints a line verbatim on stdout (the console) and flushes; returns false if that failed.
+///
+/// The line goes out in one `write_all` so kernel messages are less likely to split it.
 pub fn print_line(line: &str) -> bool {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
+    out.write_all(format!("{line}\n").as_bytes())
+        .and_then(|()| out.flush())
+        .is_ok()
 }
 
 /// Appends a line to the kernel log with syslog priority `level` (0-7).

@@ -6,6 +6,8 @@
 #   overlay    volatile-overlay root boots and / is writable
 #   tpm        with swtpm attached, the NODEIMG-PCRS line carries sha256 values
 #   corrupt    a flipped byte in the erofs superblock → "nodeimg-init: error: verity: …", power off
+#   execeio    a flipped byte in /bin/busybox (the interpreter of /sbin/init) → exec fails with EIO
+#              after switch_root → the same "verity" error line
 #   wronghash  roothash= whose PARTUUIDs match nothing → DPS-type fallback, then the verity error
 #   badconf    an unknown config key → one error line naming the line number, power off
 #   tests      the privileged integration tests (dm_verity, gpt_discovery) run inside the VM as
@@ -22,7 +24,7 @@ repo=$(cd "$here/../../.." && pwd)
 work=${1:-$(mktemp -d /tmp/nodeimg-init-vm.XXXXXX)}
 shift || true
 cases=("$@")
-[ ${#cases[@]} -gt 0 ] || cases=(ro overlay tpm corrupt wronghash badconf tests)
+[ ${#cases[@]} -gt 0 ] || cases=(ro overlay tpm corrupt execeio wronghash badconf tests)
 mkdir -p "$work"
 target=x86_64-unknown-linux-gnu
 export RUSTFLAGS="-C target-feature=+crt-static"
@@ -173,6 +175,18 @@ case_corrupt() {
   boot "$work/corrupt.log" "$work/initrd-ro.cpio" "$work/corrupt.img" "roothash=$roothash"
   expect corrupt "$work/corrupt.log" \
     "nodeimg-init: error: verity: root filesystem failed verification (mount /dev/mapper/root: EIO)" "reboot: Power down"
+}
+
+case_execeio() {
+  local phys
+  phys=$(dump.erofs --path=/bin/busybox -e "$work/root.erofs" | awk '$1 == "0:" {sub(/\.\..*/, "", $7); print $7}')
+  [ -n "$phys" ] || die "cannot find /bin/busybox's first extent"
+  cp "$work/disk.img" "$work/execeio.img"
+  printf '\xff' | dd of="$work/execeio.img" bs=1 seek=$((data_start * 512 + phys + 100)) conv=notrunc status=none
+  boot "$work/execeio.log" "$work/initrd-ro.cpio" "$work/execeio.img" "roothash=$roothash"
+  expect execeio "$work/execeio.log" "nodeimg-init: root verified, switching to /sbin/init" \
+    "nodeimg-init: error: verity: root filesystem failed verification (exec /sbin/init in the new root: EIO)" \
+    "reboot: Power down"
 }
 
 case_wronghash() {
