@@ -59,9 +59,12 @@ fn stub_version_from_sdmagic() {
     );
 }
 
+/// Input and expected (version, major), if valid.
+type SdmagicCase = (&'static [u8], Option<(&'static str, u32)>);
+
 #[test]
 fn sdmagic_table() {
-    let cases: &[(&[u8], Option<(&str, u32)>)] = &[
+    let cases: &[SdmagicCase] = &[
         (
             b"#### LoaderInfo: systemd-stub 252.39-1~deb12u2 ####\0",
             Some(("252.39-1~deb12u2", 252)),
