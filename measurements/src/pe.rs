@@ -396,45 +396,27 @@ fn parse_optional(
         PE32_MAGIC => (96, false),
         PE32_PLUS_MAGIC => (112, true),
         m => {
+            let expected = "0x10b (PE32) or 0x20b (PE32+)";
             return Err(unexpected(
                 "optional header magic",
                 off,
-                "0x10b (PE32) or 0x20b (PE32+)",
+                expected,
                 format!("{m:#x}"),
-            ))
+            ));
         }
     };
     let opt_size = usize::from(coff.size_of_optional_header);
     if opt_size < dirs_rel {
         let expected = format!("at least {dirs_rel}");
+        let found = opt_size.to_string();
         return Err(unexpected(
             "SizeOfOptionalHeader",
             off - 4,
             &expected,
-            opt_size.to_string(),
+            found,
         ));
     }
     r.bytes(off, opt_size, "optional header")?;
-    let count = r.u32(off + dirs_rel - 4, "NumberOfRvaAndSizes")?;
-    let max_fit = ((opt_size - dirs_rel) / 8) as u32;
-    if count > MAX_DATA_DIRECTORIES || count > max_fit {
-        let expected = format!("at most {}", max_fit.min(MAX_DATA_DIRECTORIES));
-        return Err(unexpected(
-            "NumberOfRvaAndSizes",
-            off + dirs_rel - 4,
-            &expected,
-            count.to_string(),
-        ));
-    }
-    let data_directories = (0..count as usize)
-        .map(|i| {
-            let at = off + dirs_rel + 8 * i;
-            Ok(DataDirectory {
-                virtual_address: r.u32(at, "data directory")?,
-                size: r.u32(at + 4, "data directory")?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
     let image_base = if wide {
         r.u64(off + 24, "ImageBase")?
     } else {
@@ -456,7 +438,7 @@ fn parse_optional(
         check_sum: r.u32(off + 64, "CheckSum")?,
         subsystem: r.u16(off + 68, "Subsystem")?,
         dll_characteristics: r.u16(off + 70, "DllCharacteristics")?,
-        data_directories,
+        data_directories: parse_data_directories(r, off + dirs_rel, off + opt_size)?,
     };
     let offsets = FieldOffsets {
         coff_header: off - COFF_HEADER_SIZE,
@@ -472,6 +454,31 @@ fn parse_optional(
         section_table: off + opt_size,
     };
     Ok((optional, offsets))
+}
+
+/// Reads `NumberOfRvaAndSizes` (the u32 just before `start`) data directories, which must end
+/// by `end` (the end of the optional header).
+fn parse_data_directories(r: &Reader<'_>, start: usize, end: usize) -> Result<Vec<DataDirectory>> {
+    let count = r.u32(start - 4, "NumberOfRvaAndSizes")?;
+    let max_fit = ((end - start) / 8) as u32;
+    if count > MAX_DATA_DIRECTORIES || count > max_fit {
+        let expected = format!("at most {}", max_fit.min(MAX_DATA_DIRECTORIES));
+        return Err(unexpected(
+            "NumberOfRvaAndSizes",
+            start - 4,
+            &expected,
+            count.to_string(),
+        ));
+    }
+    (0..count as usize)
+        .map(|i| {
+            let at = start + 8 * i;
+            Ok(DataDirectory {
+                virtual_address: r.u32(at, "data directory")?,
+                size: r.u32(at + 4, "data directory")?,
+            })
+        })
+        .collect()
 }
 
 fn power_of_two(r: &Reader<'_>, off: usize, what: &'static str) -> Result<u32> {

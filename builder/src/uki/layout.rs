@@ -197,6 +197,24 @@ impl Image {
         area.fill(0);
         area[..contents.len()].copy_from_slice(contents);
         s.virtual_size = len;
+        let (name, start, end) = (
+            s.name_lossy(),
+            s.virtual_address,
+            s.virtual_address.saturating_add(len),
+        );
+        // ukify does the same; with the 252 stub (0x200 section alignment) the merged .sbat runs
+        // into .sdmagic's memory. Harmless for booting (nothing reads .sbat from memory), but say so.
+        if let Some(o) = self
+            .sections
+            .iter()
+            .find(|o| o.virtual_address > start && o.virtual_address < end)
+        {
+            tracing::warn!(
+                "{name} ({len:#x} bytes at {start:#x}) now overlaps {} at {:#x} in memory",
+                o.name_lossy(),
+                o.virtual_address
+            );
+        }
         Ok(())
     }
 
