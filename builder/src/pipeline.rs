@@ -13,10 +13,11 @@ use crate::rootfs::{self, Tree};
 use crate::{disk, erofs, esp, initrd, uki, verity};
 
 mod derive;
+
+use disk::guid_to_string as uuid_text;
 mod output;
 mod progress;
 
-pub use derive::uuid_text;
 use output::Staging;
 use progress::Progress;
 
@@ -244,10 +245,10 @@ fn assemble_disk(cfg: &ImageConfig, root_hash: &[u8; 32], esp: &Path, root: (&Pa
     let (root, root_sha) = root;
     let guid = derive::disk_guid(root_hash);
     let parts = [
-        disk::PartSpec { type_guid: disk::ESP_TYPE, unique_guid: derive::esp_uuid(root_hash), name: "esp".into(), source: esp.to_path_buf(), attrs: 0 },
-        disk::PartSpec { type_guid: disk::ROOT_X86_64_TYPE, unique_guid: root_hash[..16].try_into()?, name: "root-x86-64".into(), source: root.to_path_buf(), attrs: disk::ATTR_READ_ONLY },
+        disk::PartSpec { type_guid: disk::TYPE_ESP, unique_guid: derive::esp_uuid(root_hash), name: "esp".into(), source: esp.to_path_buf(), attrs: 0 },
+        disk::PartSpec { type_guid: disk::TYPE_ROOT_X86_64, unique_guid: root_hash[..16].try_into()?, name: "root-x86-64".into(), source: root.to_path_buf(), attrs: disk::ATTR_READ_ONLY },
         disk::PartSpec {
-            type_guid: disk::ROOT_VERITY_X86_64_TYPE,
+            type_guid: disk::TYPE_ROOT_VERITY_X86_64,
             unique_guid: root_hash[16..].try_into()?,
             name: "root-x86-64-verity".into(),
             source: hash.to_path_buf(),
