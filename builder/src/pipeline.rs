@@ -41,8 +41,10 @@ pub struct Built {
 
 /// Builds the image described by `cfg` into `opts.out_dir`.
 pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
-    let init = std::fs::read(&opts.init).with_context(|| format!("reading nodeimg-init {}", opts.init.display()))?;
-    crate::initbin::check_static(&init).with_context(|| format!("checking nodeimg-init {}", opts.init.display()))?;
+    let init = std::fs::read(&opts.init)
+        .with_context(|| format!("reading nodeimg-init {}", opts.init.display()))?;
+    crate::initbin::check_static(&init)
+        .with_context(|| format!("checking nodeimg-init {}", opts.init.display()))?;
     let staging = Staging::new(&opts.out_dir)?;
     let work = staging.work_dir()?;
     let progress = Progress::new();
@@ -54,11 +56,19 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
     let erofs_path = work.join("root.erofs");
     let summary = progress.stage("erofs", || make_erofs(cfg, tree, &erofs_path))?;
     let erofs_sha = output::sha256_file(&erofs_path)?;
-    let (vinfo, vparams, verity_path) = progress.stage("verity", || make_verity(cfg, &erofs_path, &erofs_sha, &work))?;
+    let (vinfo, vparams, verity_path) = progress.stage("verity", || {
+        make_verity(cfg, &erofs_path, &erofs_sha, &work)
+    })?;
     let (initrd_bytes, modules) = progress.stage("initrd", || {
         initrd::build(
             tree,
-            &initrd::Spec { init: &init, kernel_release: &kernel.release, modules: &cfg.kernel.modules, root_mode: cfg.root.mode, mtime: epoch },
+            &initrd::Spec {
+                init: &init,
+                kernel_release: &kernel.release,
+                modules: &cfg.kernel.modules,
+                root_mode: cfg.root.mode,
+                mtime: epoch,
+            },
         )
     })?;
     let cmdline = cmdline(&vinfo.root_hash, &cfg.kernel.cmdline);
@@ -80,16 +90,37 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
     let esp_path = work.join("esp.img");
     progress.stage("esp", || {
         let vol = derive::volume_id(&cfg.name, &vinfo.root_hash);
-        esp::build(&esp_path, cfg.disk.esp_size, &[("EFI/BOOT/BOOTX64.EFI", &uki_bytes)], vol, "ESP", epoch)
+        esp::build(
+            &esp_path,
+            cfg.disk.esp_size,
+            &[("EFI/BOOT/BOOTX64.EFI", &uki_bytes)],
+            vol,
+            "ESP",
+            epoch,
+        )
     })?;
     let disk_path = staging.path("disk.raw");
-    let placed = progress.stage("disk", || assemble_disk(cfg, &vinfo.root_hash, &esp_path, (&erofs_path, &erofs_sha), &verity_path, &disk_path))?;
+    let placed = progress.stage("disk", || {
+        assemble_disk(
+            cfg,
+            &vinfo.root_hash,
+            &esp_path,
+            (&erofs_path, &erofs_sha),
+            &verity_path,
+            &disk_path,
+        )
+    })?;
     let uki_path = staging.path("uki.efi");
-    std::fs::write(&uki_path, &uki_bytes).with_context(|| format!("writing {}", uki_path.display()))?;
+    std::fs::write(&uki_path, &uki_bytes)
+        .with_context(|| format!("writing {}", uki_path.display()))?;
 
     let m = Manifest {
         schema: manifest::SCHEMA.into(),
-        image: manifest::Image { name: cfg.name.clone(), version: cfg.version.clone(), source_date_epoch: epoch },
+        image: manifest::Image {
+            name: cfg.name.clone(),
+            version: cfg.version.clone(),
+            source_date_epoch: epoch,
+        },
         artifacts: [
             ("disk.raw".to_string(), output::artifact(&disk_path)?),
             ("uki.efi".to_string(), output::artifact(&uki_path)?),
@@ -104,7 +135,10 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
             hash_block_size: vparams.hash_block_size,
             hash_algorithm: "sha256".into(),
         },
-        stub: manifest::Stub { version: stub_info.stub_version.clone().unwrap_or_default(), sha256: output::sha256_hex(&stub) },
+        stub: manifest::Stub {
+            version: stub_info.stub_version.clone().unwrap_or_default(),
+            sha256: output::sha256_hex(&stub),
+        },
         kernel: manifest::Kernel {
             release: kernel.release.clone(),
             path: format!("/{}", kernel.path),
@@ -127,13 +161,18 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
                 erofs_sha256: hex::encode(erofs_sha),
                 entries: summary.inodes,
             },
-            init: manifest::Digest { sha256: output::sha256_hex(&init) },
+            init: manifest::Digest {
+                sha256: output::sha256_hex(&init),
+            },
         },
     };
     staging.write_json("manifest.json", &m)?;
     staging.commit(&["disk.raw", "uki.efi", "manifest.json"])?;
     progress.finish();
-    Ok(Built { out_dir: opts.out_dir.clone(), manifest: m })
+    Ok(Built {
+        out_dir: opts.out_dir.clone(),
+        manifest: m,
+    })
 }
 
 /// The kernel chosen from the rootfs.
@@ -156,8 +195,11 @@ fn find_kernel(tree: &Tree, configured: Option<&str>) -> Result<KernelImage> {
                 .iter()
                 .map(|e| e.path.as_str())
                 .filter(|p| {
-                    p.strip_prefix("boot/vmlinuz-").is_some_and(|r| !r.contains('/'))
-                        || (p.starts_with("usr/lib/modules/") && p.ends_with("/vmlinuz") && p.matches('/').count() == 4)
+                    p.strip_prefix("boot/vmlinuz-")
+                        .is_some_and(|r| !r.contains('/'))
+                        || (p.starts_with("usr/lib/modules/")
+                            && p.ends_with("/vmlinuz")
+                            && p.matches('/').count() == 4)
                 })
                 .collect();
             match found.as_slice() {
@@ -169,11 +211,22 @@ fn find_kernel(tree: &Tree, configured: Option<&str>) -> Result<KernelImage> {
     };
     let release = path
         .strip_prefix("boot/vmlinuz-")
-        .or_else(|| path.strip_prefix("usr/lib/modules/").and_then(|r| r.strip_suffix("/vmlinuz")))
-        .with_context(|| format!("cannot tell the kernel release from /{path} (expected /boot/vmlinuz-<release>)"))?
+        .or_else(|| {
+            path.strip_prefix("usr/lib/modules/")
+                .and_then(|r| r.strip_suffix("/vmlinuz"))
+        })
+        .with_context(|| {
+            format!(
+                "cannot tell the kernel release from /{path} (expected /boot/vmlinuz-<release>)"
+            )
+        })?
         .to_string();
     let bytes = tree.read_file(&path)?;
-    Ok(KernelImage { path, release, bytes })
+    Ok(KernelImage {
+        path,
+        release,
+        bytes,
+    })
 }
 
 fn make_erofs(cfg: &ImageConfig, tree: &Tree, path: &Path) -> Result<erofs::Summary> {
@@ -189,8 +242,17 @@ fn make_erofs(cfg: &ImageConfig, tree: &Tree, path: &Path) -> Result<erofs::Summ
     Ok(s)
 }
 
-fn make_verity(cfg: &ImageConfig, erofs: &Path, erofs_sha: &[u8; 32], work: &Path) -> Result<(verity::Info, verity::Params, PathBuf)> {
-    let salt = cfg.verity.salt.clone().unwrap_or_else(|| derive::salt(&cfg.name, erofs_sha).to_vec());
+fn make_verity(
+    cfg: &ImageConfig,
+    erofs: &Path,
+    erofs_sha: &[u8; 32],
+    work: &Path,
+) -> Result<(verity::Info, verity::Params, PathBuf)> {
+    let salt = cfg
+        .verity
+        .salt
+        .clone()
+        .unwrap_or_else(|| derive::salt(&cfg.name, erofs_sha).to_vec());
     let params = verity::Params {
         data_block_size: cfg.verity.data_block_size,
         hash_block_size: cfg.verity.hash_block_size,
@@ -201,7 +263,15 @@ fn make_verity(cfg: &ImageConfig, erofs: &Path, erofs_sha: &[u8; 32], work: &Pat
     let len = data.metadata()?.len();
     let out_path = work.join("root.verity");
     let mut out = BufWriter::new(File::create(&out_path)?);
-    let info = verity::format(verity::Region { file: &data, offset: 0, len }, &mut out, &params)?;
+    let info = verity::format(
+        verity::Region {
+            file: &data,
+            offset: 0,
+            len,
+        },
+        &mut out,
+        &params,
+    )?;
     out.flush()?;
     Ok((info, params, out_path))
 }
@@ -214,9 +284,32 @@ fn cmdline(root_hash: &[u8], extra: &[String]) -> String {
         .join(" ")
 }
 
+/// systemd-stub major versions whose layout and measurements nodeimg knows.
+pub const KNOWN_STUBS: std::ops::RangeInclusive<u32> = 252..=257;
+
+/// The configured stub (or the rootfs's, or the host's), refused unless its `.sdmagic` names
+/// a known version.
 fn load_stub(cfg: &ImageConfig, tree: &Tree) -> Result<Vec<u8>> {
+    let stub = read_stub(cfg, tree)?;
+    let pe = measurements::pe::Pe::parse(&stub).context("the systemd-stub is not a PE image")?;
+    let v = pe.stub_version().context("reading the stub's .sdmagic")?.context(
+        "the stub has no .sdmagic section, so its version is unknown (use Debian's systemd-boot-efi stub)",
+    )?;
+    anyhow::ensure!(
+        KNOWN_STUBS.contains(&v.major),
+        "systemd-stub {} is not a version nodeimg knows ({}–{}); its measurements cannot be predicted",
+        v.version,
+        KNOWN_STUBS.start(),
+        KNOWN_STUBS.end()
+    );
+    Ok(stub)
+}
+
+fn read_stub(cfg: &ImageConfig, tree: &Tree) -> Result<Vec<u8>> {
     match &cfg.uki.stub {
-        StubSource::Host(p) => std::fs::read(p).with_context(|| format!("reading uki.stub {}", p.display())),
+        StubSource::Host(p) => {
+            std::fs::read(p).with_context(|| format!("reading uki.stub {}", p.display()))
+        }
         StubSource::Auto => {
             if let Some(p) = tree.resolve(STUB_PATH) {
                 return tree.read_file(&p);
@@ -241,12 +334,31 @@ fn os_release(cfg: &ImageConfig, tree: &Tree) -> Result<Vec<u8>> {
 }
 
 /// Lays out ESP, root and root-verity; `root` comes with its already computed digest.
-fn assemble_disk(cfg: &ImageConfig, root_hash: &[u8; 32], esp: &Path, root: (&Path, &[u8; 32]), hash: &Path, out: &Path) -> Result<manifest::Disk> {
+fn assemble_disk(
+    cfg: &ImageConfig,
+    root_hash: &[u8; 32],
+    esp: &Path,
+    root: (&Path, &[u8; 32]),
+    hash: &Path,
+    out: &Path,
+) -> Result<manifest::Disk> {
     let (root, root_sha) = root;
     let guid = derive::disk_guid(root_hash);
     let parts = [
-        disk::PartSpec { type_guid: disk::TYPE_ESP, unique_guid: derive::esp_uuid(root_hash), name: "esp".into(), source: esp.to_path_buf(), attrs: 0 },
-        disk::PartSpec { type_guid: disk::TYPE_ROOT_X86_64, unique_guid: root_hash[..16].try_into()?, name: "root-x86-64".into(), source: root.to_path_buf(), attrs: disk::ATTR_READ_ONLY },
+        disk::PartSpec {
+            type_guid: disk::TYPE_ESP,
+            unique_guid: derive::esp_uuid(root_hash),
+            name: "esp".into(),
+            source: esp.to_path_buf(),
+            attrs: 0,
+        },
+        disk::PartSpec {
+            type_guid: disk::TYPE_ROOT_X86_64,
+            unique_guid: root_hash[..16].try_into()?,
+            name: "root-x86-64".into(),
+            source: root.to_path_buf(),
+            attrs: disk::ATTR_READ_ONLY,
+        },
         disk::PartSpec {
             type_guid: disk::TYPE_ROOT_VERITY_X86_64,
             unique_guid: root_hash[16..].try_into()?,
@@ -266,9 +378,16 @@ fn assemble_disk(cfg: &ImageConfig, root_hash: &[u8; 32], esp: &Path, root: (&Pa
                 uuid: uuid_text(&s.unique_guid),
                 offset: p.offset,
                 size: p.size,
-                sha256: hex::encode(if s.source == root { *root_sha } else { output::sha256_file(&s.source)? }),
+                sha256: hex::encode(if s.source == root {
+                    *root_sha
+                } else {
+                    output::sha256_file(&s.source)?
+                }),
             })
         })
         .collect::<Result<_>>()?;
-    Ok(manifest::Disk { guid: uuid_text(&guid), partitions })
+    Ok(manifest::Disk {
+        guid: uuid_text(&guid),
+        partitions,
+    })
 }

@@ -8,7 +8,10 @@ use std::sync::OnceLock;
 
 /// The repository root.
 pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// The cargo target directory this test binary was built into.
@@ -27,7 +30,10 @@ pub fn have_tool(tool: &str) -> bool {
     if which(tool).is_some() {
         return true;
     }
-    skip_or_fail("NODEIMG_REQUIRE_TOOLS", &format!("`{tool}` is not installed (scripts/setup.sh installs it)"));
+    skip_or_fail(
+        "NODEIMG_REQUIRE_TOOLS",
+        &format!("`{tool}` is not installed (scripts/setup.sh installs it)"),
+    );
     false
 }
 
@@ -50,14 +56,20 @@ fn skip_or_fail(var: &str, why: &str) {
 
 pub fn which(tool: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(tool)).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
 }
 
 /// The nodeimg binary (built once per test process with `cargo build -p builder`).
 pub fn nodeimg() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let st = Command::new(env!("CARGO")).args(["build", "-q", "-p", "builder", "--bin", "nodeimg"]).current_dir(repo()).status().expect("cargo build");
+        let st = Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "builder", "--bin", "nodeimg"])
+            .current_dir(repo())
+            .status()
+            .expect("cargo build");
         assert!(st.success(), "building nodeimg failed");
         target_dir().join("debug/nodeimg")
     })
@@ -67,7 +79,10 @@ pub fn nodeimg() -> &'static Path {
 pub fn init_binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let st = Command::new(repo().join("scripts/build-init.sh")).env("CARGO_TARGET_DIR", target_dir()).status().expect("build-init.sh");
+        let st = Command::new(repo().join("scripts/build-init.sh"))
+            .env("CARGO_TARGET_DIR", target_dir())
+            .status()
+            .expect("build-init.sh");
         assert!(st.success(), "building nodeimg-init failed");
         target_dir().join("x86_64-unknown-linux-gnu/release/nodeimg-init")
     })
@@ -75,11 +90,19 @@ pub fn init_binary() -> &'static Path {
 
 /// The busybox fixture rootfs tar made by scripts/make-fixture.sh, if present.
 pub fn fixture_tar() -> Option<PathBuf> {
-    let t = std::env::var_os("NODEIMG_FIXTURE").map(PathBuf::from).unwrap_or_else(|| repo().join(".cache/fixture/rootfs.tar"));
+    let t = std::env::var_os("NODEIMG_FIXTURE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".cache/fixture/rootfs.tar"));
     if t.is_file() {
         return Some(t);
     }
-    skip_or_fail("NODEIMG_REQUIRE_TOOLS", &format!("fixture {} missing (run scripts/make-fixture.sh)", t.display()));
+    skip_or_fail(
+        "NODEIMG_REQUIRE_TOOLS",
+        &format!(
+            "fixture {} missing (run scripts/make-fixture.sh)",
+            t.display()
+        ),
+    );
     None
 }
 
@@ -97,7 +120,11 @@ pub fn fixture_config(dir: &Path, tar: &Path, extra: &str) -> PathBuf {
 
 /// Runs `nodeimg ARGS` with the test's init binary.
 pub fn run_nodeimg(args: &[&str]) -> Output {
-    Command::new(nodeimg()).args(args).env("NODEIMG_INIT", init_binary()).output().expect("run nodeimg")
+    Command::new(nodeimg())
+        .args(args)
+        .env("NODEIMG_INIT", init_binary())
+        .output()
+        .expect("run nodeimg")
 }
 
 /// Panics with stdout/stderr unless `out` succeeded.
@@ -113,7 +140,9 @@ pub fn assert_ok(out: &Output, what: &str) {
 
 /// Runs a host tool; panics with its output on failure.
 pub fn run_tool(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("starting {cmd:?}: {e}"));
     assert_ok(&out, &format!("{cmd:?}"));
     out
 }
@@ -129,5 +158,6 @@ pub fn extract(from: &Path, offset: u64, len: u64, to: &Path) {
 
 /// The parsed manifest.json of a build output dir.
 pub fn manifest(out: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(out.join("manifest.json")).expect("manifest.json")).expect("manifest json")
+    serde_json::from_slice(&std::fs::read(out.join("manifest.json")).expect("manifest.json"))
+        .expect("manifest json")
 }

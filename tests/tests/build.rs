@@ -23,23 +23,50 @@ fn built() -> Option<&'static (tempfile::TempDir, PathBuf, PathBuf)> {
 }
 
 fn part(m: &serde_json::Value, name: &str) -> (u64, u64) {
-    let p = m["disk"]["partitions"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap();
+    let p = m["disk"]["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap();
     (p["offset"].as_u64().unwrap(), p["size"].as_u64().unwrap())
 }
 
 #[test]
 fn outputs_and_sums_are_consistent() {
     let Some((_, out, _)) = built() else { return };
-    let names: Vec<String> = std::fs::read_dir(out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    let names: Vec<String> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
     let mut sorted = names.clone();
     sorted.sort();
-    assert_eq!(sorted, ["SHA256SUMS", "disk.raw", "manifest.json", "uki.efi"], "no staging leftovers");
-    let r = run_tool(Command::new("sha256sum").arg("-c").arg("SHA256SUMS").current_dir(out));
+    assert_eq!(
+        sorted,
+        ["SHA256SUMS", "disk.raw", "manifest.json", "uki.efi"],
+        "no staging leftovers"
+    );
+    let r = run_tool(
+        Command::new("sha256sum")
+            .arg("-c")
+            .arg("SHA256SUMS")
+            .current_dir(out),
+    );
     assert!(String::from_utf8_lossy(&r.stdout).matches(": OK").count() == 3);
     let m = manifest(out);
     assert_eq!(m["schema"], "nodeimg.manifest/v1");
-    assert!(m["kernel"]["cmdline"].as_str().unwrap().starts_with(&format!("roothash={} ", m["verity"]["root_hash"].as_str().unwrap())));
-    assert!(m["stub"]["version"].as_str().unwrap().starts_with("252"), "{}", m["stub"]);
+    assert!(m["kernel"]["cmdline"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!(
+            "roothash={} ",
+            m["verity"]["root_hash"].as_str().unwrap()
+        )));
+    assert!(
+        m["stub"]["version"].as_str().unwrap().starts_with("252"),
+        "{}",
+        m["stub"]
+    );
 }
 
 #[test]
@@ -48,18 +75,38 @@ fn sfdisk_sees_dps_types_and_derived_uuids() {
     if !have_tool("sfdisk") {
         return;
     }
-    let r = run_tool(Command::new("sfdisk").arg("--json").arg(out.join("disk.raw")));
+    let r = run_tool(
+        Command::new("sfdisk")
+            .arg("--json")
+            .arg(out.join("disk.raw")),
+    );
     let j: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
     let parts = j["partitiontable"]["partitions"].as_array().unwrap();
     let m = manifest(out);
     let rh = m["verity"]["root_hash"].as_str().unwrap();
-    let uuid = |h: &str| format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32]).to_uppercase();
+    let uuid = |h: &str| {
+        format!(
+            "{}-{}-{}-{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..32]
+        )
+        .to_uppercase()
+    };
     assert_eq!(j["partitiontable"]["label"], "gpt");
     assert_eq!(parts.len(), 3);
     let want = [
         ("C12A7328-F81F-11D2-BA4B-00A0C93EC93B", None),
-        ("4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709", Some(uuid(&rh[..32]))),
-        ("2C7357ED-EBD2-46D9-AEC1-23D437EC2BF5", Some(uuid(&rh[32..]))),
+        (
+            "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709",
+            Some(uuid(&rh[..32])),
+        ),
+        (
+            "2C7357ED-EBD2-46D9-AEC1-23D437EC2BF5",
+            Some(uuid(&rh[32..])),
+        ),
     ];
     for (p, (ty, id)) in parts.iter().zip(want) {
         assert_eq!(p["type"], ty);
@@ -68,7 +115,11 @@ fn sfdisk_sees_dps_types_and_derived_uuids() {
         }
         assert_eq!(p["start"].as_u64().unwrap() % 2048, 0, "1 MiB aligned: {p}");
     }
-    let v = Command::new("sfdisk").arg("--verify").arg(out.join("disk.raw")).output().unwrap();
+    let v = Command::new("sfdisk")
+        .arg("--verify")
+        .arg(out.join("disk.raw"))
+        .output()
+        .unwrap();
     assert_ok(&v, "sfdisk --verify");
 }
 
@@ -91,22 +142,44 @@ fn veritysetup_verifies_and_formats_identically() {
     extract(&disk, ro, data_len, &data);
     extract(&disk, ho, hs, &hash);
     let rh = v["root_hash"].as_str().unwrap();
-    run_tool(Command::new("veritysetup").arg("verify").arg(&data).arg(&hash).arg(rh));
+    run_tool(
+        Command::new("veritysetup")
+            .arg("verify")
+            .arg(&data)
+            .arg(&hash)
+            .arg(rh),
+    );
     // Same salt and UUID → veritysetup writes exactly our hash partition content.
     let theirs = tmp.join("theirs");
     let r = run_tool(
         Command::new("veritysetup")
-            .args(["format", "--hash=sha256", "--data-block-size=4096", "--hash-block-size=4096"])
+            .args([
+                "format",
+                "--hash=sha256",
+                "--data-block-size=4096",
+                "--hash-block-size=4096",
+            ])
             .arg(format!("--salt={}", v["salt"].as_str().unwrap()))
             .arg(format!("--uuid={}", v["uuid"].as_str().unwrap()))
             .arg(&data)
             .arg(&theirs),
     );
-    assert!(String::from_utf8_lossy(&r.stdout).contains(rh), "veritysetup root hash differs:\n{}", String::from_utf8_lossy(&r.stdout));
+    assert!(
+        String::from_utf8_lossy(&r.stdout).contains(rh),
+        "veritysetup root hash differs:\n{}",
+        String::from_utf8_lossy(&r.stdout)
+    );
     let theirs = std::fs::read(&theirs).unwrap();
     let ours = std::fs::read(&hash).unwrap();
-    assert_eq!(&ours[..theirs.len()], &theirs[..], "hash partition differs from veritysetup format");
-    assert!(ours[theirs.len()..].iter().all(|&b| b == 0), "padding after the tree is zero");
+    assert_eq!(
+        &ours[..theirs.len()],
+        &theirs[..],
+        "hash partition differs from veritysetup format"
+    );
+    assert!(
+        ours[theirs.len()..].iter().all(|&b| b == 0),
+        "padding after the tree is zero"
+    );
 }
 
 #[test]
@@ -121,7 +194,12 @@ fn fsck_erofs_extract_reproduces_the_input_tree() {
     extract(&out.join("disk.raw"), ro, rs, &img);
     run_tool(Command::new("fsck.erofs").arg(&img));
     let x = d.path().join("extracted");
-    run_tool(Command::new("fsck.erofs").arg(format!("--extract={}", x.display())).arg("--preserve").arg(&img));
+    run_tool(
+        Command::new("fsck.erofs")
+            .arg(format!("--extract={}", x.display()))
+            .arg("--preserve")
+            .arg(&img),
+    );
     let epoch = m["image"]["source_date_epoch"].as_u64().unwrap();
     compare_trees(&tar, &x, epoch);
 }
@@ -131,8 +209,16 @@ fn compare_trees(tar: &Path, dir: &Path, epoch: u64) {
     use builder::rootfs::{load, Kind};
     use image_config::RootfsSource;
     let work = tempfile::tempdir().unwrap();
-    let a = load(&RootfsSource::Tar(tar.to_path_buf()), epoch, work.path()).unwrap().tree;
-    let b = load(&RootfsSource::Directory(dir.to_path_buf()), epoch, work.path()).unwrap().tree;
+    let a = load(&RootfsSource::Tar(tar.to_path_buf()), epoch, work.path())
+        .unwrap()
+        .tree;
+    let b = load(
+        &RootfsSource::Directory(dir.to_path_buf()),
+        epoch,
+        work.path(),
+    )
+    .unwrap()
+    .tree;
     assert_eq!(a.entries.len(), b.entries.len(), "entry count");
     for (x, y) in a.entries.iter().zip(&b.entries) {
         let strip = |e: &builder::rootfs::Entry| {
@@ -148,7 +234,11 @@ fn compare_trees(tar: &Path, dir: &Path, epoch: u64) {
         }
         assert_eq!(strip(x), strip(y), "entry /{}", x.path);
         if matches!(x.kind, Kind::File { .. }) {
-            assert!(a.read_file(&x.path).unwrap() == b.read_file(&y.path).unwrap(), "content of /{}", x.path);
+            assert!(
+                a.read_file(&x.path).unwrap() == b.read_file(&y.path).unwrap(),
+                "content of /{}",
+                x.path
+            );
         }
     }
 }

@@ -9,7 +9,14 @@ use nodeimg_tests::*;
 const OUTPUTS: [&str; 4] = ["disk.raw", "uki.efi", "manifest.json", "SHA256SUMS"];
 
 /// Builds with a given environment; `as_nobody` runs nodeimg as uid/gid 65534 via setpriv.
-fn build_in(cfg: &Path, out: &Path, tmp: &Path, umask: &str, faketime: Option<&str>, as_nobody: bool) {
+fn build_in(
+    cfg: &Path,
+    out: &Path,
+    tmp: &Path,
+    umask: &str,
+    faketime: Option<&str>,
+    as_nobody: bool,
+) {
     let mut script = format!(
         "umask {umask}; exec {} build {} -o {}",
         nodeimg().display(),
@@ -17,18 +24,35 @@ fn build_in(cfg: &Path, out: &Path, tmp: &Path, umask: &str, faketime: Option<&s
         out.display()
     );
     if let Some(t) = faketime {
-        script = format!("umask {umask}; exec faketime '{t}' {} build {} -o {}", nodeimg().display(), cfg.display(), out.display());
+        script = format!(
+            "umask {umask}; exec faketime '{t}' {} build {} -o {}",
+            nodeimg().display(),
+            cfg.display(),
+            out.display()
+        );
     }
     let mut cmd = if as_nobody {
         let mut c = Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "sh", "-c", &script]);
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "sh",
+            "-c",
+            &script,
+        ]);
         c
     } else {
         let mut c = Command::new("sh");
         c.args(["-c", &script]);
         c
     };
-    let r = cmd.env("TMPDIR", tmp).env("NODEIMG_INIT", init_binary()).env_remove("SOURCE_DATE_EPOCH").output().unwrap();
+    let r = cmd
+        .env("TMPDIR", tmp)
+        .env("NODEIMG_INIT", init_binary())
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .unwrap();
     assert_ok(&r, &format!("build (nobody={as_nobody}, umask {umask})"));
 }
 
@@ -39,7 +63,10 @@ fn two_builds_in_different_environments_are_byte_identical() {
         return;
     }
     // A world-accessible tree so uid 65534 can read inputs and write its outputs.
-    let d = tempfile::Builder::new().prefix("nodeimg-repro").tempdir_in(repo().join("target")).unwrap();
+    let d = tempfile::Builder::new()
+        .prefix("nodeimg-repro")
+        .tempdir_in(repo().join("target"))
+        .unwrap();
     std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let tar_copy = d.path().join("rootfs.tar");
     std::fs::copy(&tar, &tar_copy).unwrap();
@@ -48,14 +75,28 @@ fn two_builds_in_different_environments_are_byte_identical() {
     std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
     for sub in ["tmp-a", "tmp-b", "out-b"] {
         std::fs::create_dir(d.path().join(sub)).unwrap();
-        std::fs::set_permissions(d.path().join(sub), std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::fs::set_permissions(d.path().join(sub), std::fs::Permissions::from_mode(0o777))
+            .unwrap();
     }
     let (a, b) = (d.path().join("out-a"), d.path().join("out-b/out"));
     build_in(&cfg, &a, &d.path().join("tmp-a"), "022", None, false);
-    build_in(&cfg, &b, &d.path().join("tmp-b"), "077", Some("2031-05-17 03:04:05"), true);
+    build_in(
+        &cfg,
+        &b,
+        &d.path().join("tmp-b"),
+        "077",
+        Some("2031-05-17 03:04:05"),
+        true,
+    );
     for f in OUTPUTS {
-        let (x, y) = (std::fs::read(a.join(f)).unwrap(), std::fs::read(b.join(f)).unwrap());
-        assert!(x == y, "{f} differs between the root/umask 022/now build and the nobody/umask 077/2031 build");
+        let (x, y) = (
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap(),
+        );
+        assert!(
+            x == y,
+            "{f} differs between the root/umask 022/now build and the nobody/umask 077/2031 build"
+        );
     }
 }
 
@@ -67,7 +108,11 @@ fn refuse(name: &str, cfg_text: &str, want: &str) {
     let out = d.path().join("out");
     let r = run_nodeimg(&["build", cfg.to_str().unwrap(), "-o", out.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&r.stderr);
-    assert_eq!(r.status.code(), Some(1), "{name}: exit status; stderr:\n{err}");
+    assert_eq!(
+        r.status.code(),
+        Some(1),
+        "{name}: exit status; stderr:\n{err}"
+    );
     assert!(err.starts_with("error: "), "{name}: {err}");
     assert!(err.contains(want), "{name}: expected `{want}` in:\n{err}");
     assert!(!out.exists(), "{name}: output directory left behind");
@@ -96,7 +141,10 @@ fn raw_tar_entry(out: &mut Vec<u8>, name: &str, kind: u8, link: &str, data: &[u8
 fn tar_config(d: &Path, tar: &[u8], extra: &str) -> String {
     let p = d.join("in.tar");
     std::fs::write(&p, tar).unwrap();
-    format!("[image]\nname = \"x\"\n[rootfs]\ntar = \"{}\"\n{extra}", p.display())
+    format!(
+        "[image]\nname = \"x\"\n[rootfs]\ntar = \"{}\"\n{extra}",
+        p.display()
+    )
 }
 
 #[test]
@@ -109,18 +157,34 @@ fn hostile_inputs_fail_cleanly() {
     let mut escape = Vec::new();
     raw_tar_entry(&mut escape, "lib", b'2', "/tmp", b"");
     raw_tar_entry(&mut escape, "lib/evil", b'0', "", b"x");
-    refuse("write through an absolute symlink", &tar_config(d.path(), &escape, ""), "symlink");
+    refuse(
+        "write through an absolute symlink",
+        &tar_config(d.path(), &escape, ""),
+        "symlink",
+    );
 
     let mut truncated = Vec::new();
     raw_tar_entry(&mut truncated, "big", b'0', "", &[1; 10000]);
     truncated.truncate(3000);
-    refuse("truncated tar", &tar_config(d.path(), &truncated, ""), "truncated");
+    refuse(
+        "truncated tar",
+        &tar_config(d.path(), &truncated, ""),
+        "truncated",
+    );
 
     let mut nokernel = Vec::new();
     raw_tar_entry(&mut nokernel, "etc/os-release", b'0', "", b"ID=x\n");
-    refuse("missing kernel", &tar_config(d.path(), &nokernel, ""), "no kernel in the rootfs");
+    refuse(
+        "missing kernel",
+        &tar_config(d.path(), &nokernel, ""),
+        "no kernel in the rootfs",
+    );
 
-    refuse("unknown config key", &tar_config(d.path(), &nokernel, "[disk]\nsize = 1\n"), "unknown field `size`");
+    refuse(
+        "unknown config key",
+        &tar_config(d.path(), &nokernel, "[disk]\nsize = 1\n"),
+        "unknown field `size`",
+    );
 }
 
 #[test]
@@ -143,6 +207,14 @@ fn stub_without_header_room_is_refused() {
     let d = tempfile::tempdir().unwrap();
     let sp = d.path().join("tight.stub");
     std::fs::write(&sp, &s).unwrap();
-    let cfg = fixture_config(d.path(), &tar, &format!("\n[uki]\nstub = \"{}\"\n", sp.display()));
-    refuse("stub without header room", &std::fs::read_to_string(cfg).unwrap(), "header");
+    let cfg = fixture_config(
+        d.path(),
+        &tar,
+        &format!("\n[uki]\nstub = \"{}\"\n", sp.display()),
+    );
+    refuse(
+        "stub without header room",
+        &std::fs::read_to_string(cfg).unwrap(),
+        "header",
+    );
 }

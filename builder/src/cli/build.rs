@@ -26,13 +26,24 @@ pub struct Args {
 pub fn run(args: Args, g: Globals) -> anyhow::Result<ExitCode> {
     let cfg = image_config::load(&args.config, &image_config::Env::from_process())?;
     let init = crate::initbin::locate(args.init.as_deref())?;
-    let built = pipeline::build(&cfg, &BuildOptions { out_dir: args.output.clone(), init })
-        .with_context(|| format!("building {}", args.config.display()))?;
+    let built = pipeline::build(
+        &cfg,
+        &BuildOptions {
+            out_dir: args.output.clone(),
+            init,
+        },
+    )
+    .with_context(|| format!("building {}", args.config.display()))?;
     let m = &built.manifest;
     if g.json {
         println!("{}", serde_json::to_string_pretty(m)?);
     } else {
-        println!("built {} {} into {}", m.image.name, m.image.version, built.out_dir.display());
+        println!(
+            "built {} {} into {}",
+            m.image.name,
+            m.image.version,
+            built.out_dir.display()
+        );
         for (name, a) in &m.artifacts {
             println!("  {name:<10} {} ({} bytes)", a.sha256, a.size);
         }

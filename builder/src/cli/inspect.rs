@@ -30,28 +30,42 @@ struct Report {
     verity_ok: bool,
 }
 
-
 pub fn run(args: Args, g: Globals) -> Result<ExitCode> {
-    let report = inspect(&args.disk).with_context(|| format!("inspecting {}", args.disk.display()))?;
+    let report =
+        inspect(&args.disk).with_context(|| format!("inspecting {}", args.disk.display()))?;
     if g.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_human(&report);
     }
-    Ok(if report.verity_ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if report.verity_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn inspect(path: &std::path::Path) -> Result<Report> {
     let mut f = File::open(path)?;
     let parts = disk::read(&mut f).context("reading the GPT")?;
     let find = |t: [u8; 16], what: &str| {
-        parts.iter().find(|p| p.type_guid == t).with_context(|| format!("no {what} partition (type {})", disk::guid_to_string(&t)))
+        parts
+            .iter()
+            .find(|p| p.type_guid == t)
+            .with_context(|| format!("no {what} partition (type {})", disk::guid_to_string(&t)))
     };
     let esp_part = find(disk::TYPE_ESP, "ESP")?;
-    let uki_bytes = esp::read_file(Slice::new(&f, esp_part.offset, esp_part.size), "EFI/BOOT/BOOTX64.EFI")
-        .context("reading \\EFI\\BOOT\\BOOTX64.EFI from the ESP")?;
+    let uki_bytes = esp::read_file(
+        Slice::new(&f, esp_part.offset, esp_part.size),
+        "EFI/BOOT/BOOTX64.EFI",
+    )
+    .context("reading \\EFI\\BOOT\\BOOTX64.EFI from the ESP")?;
     let info = uki::read(&uki_bytes)?;
-    let root_hash = info.cmdline.as_deref().and_then(|c| c.split_whitespace().find_map(|a| a.strip_prefix("roothash=")).map(str::to_string));
+    let root_hash = info.cmdline.as_deref().and_then(|c| {
+        c.split_whitespace()
+            .find_map(|a| a.strip_prefix("roothash="))
+            .map(str::to_string)
+    });
     let verity = match &root_hash {
         None => Err(anyhow::anyhow!("the UKI's .cmdline has no roothash=")),
         Some(rh) => check_verity(&f, &parts, rh),
@@ -73,27 +87,56 @@ fn check_verity(f: &File, parts: &[disk::PartInfo], root_hash: &str) -> Result<(
         bail!("roothash= has {} bytes, expected 32 (sha256)", rh.len());
     }
     let get = |t| parts.iter().find(|p| p.type_guid == t);
-    let (Some(root), Some(hash)) = (get(disk::TYPE_ROOT_X86_64), get(disk::TYPE_ROOT_VERITY_X86_64)) else {
+    let (Some(root), Some(hash)) = (
+        get(disk::TYPE_ROOT_X86_64),
+        get(disk::TYPE_ROOT_VERITY_X86_64),
+    ) else {
         bail!("no root-x86-64 and root-x86-64-verity partitions");
     };
     if root.unique_guid[..] != rh[..16] || hash.unique_guid[..] != rh[16..] {
-        bail!("partition UUIDs are not derived from the root hash (root {}, verity {})", disk::guid_to_string(&root.unique_guid), disk::guid_to_string(&hash.unique_guid));
+        bail!(
+            "partition UUIDs are not derived from the root hash (root {}, verity {})",
+            disk::guid_to_string(&root.unique_guid),
+            disk::guid_to_string(&hash.unique_guid)
+        );
     }
-    let region = |p: &disk::PartInfo| verity::Region { file: f, offset: p.offset, len: p.size };
+    let region = |p: &disk::PartInfo| verity::Region {
+        file: f,
+        offset: p.offset,
+        len: p.size,
+    };
     verity::verify(region(root), region(hash), &rh)
 }
 
 fn print_human(r: &Report) {
     println!("partitions:");
     for p in &r.partitions {
-        let ty = disk::type_name(&p.type_guid).map_or_else(|| disk::guid_to_string(&p.type_guid), str::to_string);
-        println!("  {} {:<20} {:<20} {} offset {} size {}", p.number, p.name, ty, disk::guid_to_string(&p.unique_guid), p.offset, p.size);
+        let ty = disk::type_name(&p.type_guid)
+            .map_or_else(|| disk::guid_to_string(&p.type_guid), str::to_string);
+        println!(
+            "  {} {:<20} {:<20} {} offset {} size {}",
+            p.number,
+            p.name,
+            ty,
+            disk::guid_to_string(&p.unique_guid),
+            p.offset,
+            p.size
+        );
     }
     println!("uki sections:");
     for s in &r.uki.sections {
-        println!("  {:<9} vsize {:#10x} va {:#10x} raw {:#10x} @ {:#10x}", s.name, s.virtual_size, s.virtual_address, s.size_of_raw_data, s.pointer_to_raw_data);
+        println!(
+            "  {:<9} vsize {:#10x} va {:#10x} raw {:#10x} @ {:#10x}",
+            s.name, s.virtual_size, s.virtual_address, s.size_of_raw_data, s.pointer_to_raw_data
+        );
     }
-    println!("stub:      systemd-stub {}", r.uki.stub_version.as_deref().unwrap_or("(unknown: no .sdmagic)"));
+    println!(
+        "stub:      systemd-stub {}",
+        r.uki
+            .stub_version
+            .as_deref()
+            .unwrap_or("(unknown: no .sdmagic)")
+    );
     println!("uname:     {}", r.uki.uname.as_deref().unwrap_or("-"));
     println!("cmdline:   {}", r.uki.cmdline.as_deref().unwrap_or("-"));
     println!("root hash: {}", r.root_hash.as_deref().unwrap_or("-"));
@@ -110,7 +153,12 @@ struct Slice<'a> {
 
 impl<'a> Slice<'a> {
     fn new(file: &'a File, start: u64, len: u64) -> Self {
-        Slice { file, start, len, pos: 0 }
+        Slice {
+            file,
+            start,
+            len,
+            pos: 0,
+        }
     }
 }
 
@@ -131,7 +179,9 @@ impl Seek for Slice<'_> {
             SeekFrom::End(d) => self.len.checked_add_signed(d),
             SeekFrom::Current(d) => self.pos.checked_add_signed(d),
         };
-        self.pos = new.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek out of range"))?;
+        self.pos = new.ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek out of range")
+        })?;
         Ok(self.pos)
     }
 }

@@ -64,6 +64,9 @@ mod tests {
         assert_eq!(u[6] >> 4, 4);
         assert_eq!(u[8] >> 6, 2);
         // Pinned: a change here changes every image's salt — update only on purpose.
-        assert_eq!(hex::encode(salt("n", &[0; 32])), hex::encode(h("verity salt", &[b"n", &[0; 32]])));
+        assert_eq!(
+            hex::encode(salt("n", &[0; 32])),
+            hex::encode(h("verity salt", &[b"n", &[0; 32]]))
+        );
     }
 }

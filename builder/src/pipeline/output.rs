@@ -19,13 +19,18 @@ pub struct Staging {
 impl Staging {
     pub fn new(out_dir: &Path) -> Result<Self> {
         let created_out_dir = !out_dir.exists();
-        std::fs::create_dir_all(out_dir).with_context(|| format!("creating output directory {}", out_dir.display()))?;
+        std::fs::create_dir_all(out_dir)
+            .with_context(|| format!("creating output directory {}", out_dir.display()))?;
         let dir = tempfile::Builder::new()
             .prefix(".nodeimg-staging-")
             .tempdir_in(out_dir)
             .with_context(|| format!("creating a staging directory in {}", out_dir.display()));
         match dir {
-            Ok(d) => Ok(Staging { out_dir: out_dir.to_path_buf(), created_out_dir, dir: Some(d) }),
+            Ok(d) => Ok(Staging {
+                out_dir: out_dir.to_path_buf(),
+                created_out_dir,
+                dir: Some(d),
+            }),
             Err(e) => {
                 if created_out_dir {
                     let _ = std::fs::remove_dir(out_dir);
@@ -36,7 +41,10 @@ impl Staging {
     }
 
     fn root(&self) -> &Path {
-        self.dir.as_ref().expect("staging dir present until commit").path()
+        self.dir
+            .as_ref()
+            .expect("staging dir present until commit")
+            .path()
     }
 
     /// Path of a final output inside the staging dir.
@@ -69,7 +77,8 @@ impl Staging {
         std::fs::write(self.path("SHA256SUMS"), sums)?;
         for n in names.iter().chain(&["SHA256SUMS"]) {
             let to = self.out_dir.join(n);
-            std::fs::rename(self.path(n), &to).with_context(|| format!("moving {n} into {}", self.out_dir.display()))?;
+            std::fs::rename(self.path(n), &to)
+                .with_context(|| format!("moving {n} into {}", self.out_dir.display()))?;
         }
         self.created_out_dir = false;
         drop(self.dir.take());
@@ -91,7 +100,9 @@ pub fn sha256_file(path: &Path) -> Result<[u8; 32]> {
     let mut d = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = f.read(&mut buf).with_context(|| format!("reading {}", path.display()))?;
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
         if n == 0 {
             break;
         }
@@ -105,5 +116,8 @@ pub fn sha256_hex(data: &[u8]) -> String {
 }
 
 pub fn artifact(path: &Path) -> Result<Artifact> {
-    Ok(Artifact { sha256: hex::encode(sha256_file(path)?), size: std::fs::metadata(path)?.len() })
+    Ok(Artifact {
+        sha256: hex::encode(sha256_file(path)?),
+        size: std::fs::metadata(path)?.len(),
+    })
 }

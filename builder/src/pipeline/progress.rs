@@ -15,11 +15,17 @@ impl Progress {
     pub fn new() -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let b = ProgressBar::new_spinner();
-            b.set_style(ProgressStyle::with_template("{spinner} [{elapsed}] {msg}").expect("valid template"));
+            b.set_style(
+                ProgressStyle::with_template("{spinner} [{elapsed}] {msg}")
+                    .expect("valid template"),
+            );
             b.enable_steady_tick(std::time::Duration::from_millis(120));
             b
         });
-        Progress { bar, start: Instant::now() }
+        Progress {
+            bar,
+            start: Instant::now(),
+        }
     }
 
     /// Runs one stage, timed, with its name on the spinner; errors get the stage as context.
@@ -30,7 +36,12 @@ impl Progress {
         let t = Instant::now();
         let span = tracing::info_span!("stage", name);
         let r = span.in_scope(f);
-        tracing::info!(stage = name, seconds = t.elapsed().as_secs_f64(), ok = r.is_ok(), "stage done");
+        tracing::info!(
+            stage = name,
+            seconds = t.elapsed().as_secs_f64(),
+            ok = r.is_ok(),
+            "stage done"
+        );
         anyhow::Context::with_context(r, || format!("stage {name}"))
     }
 

@@ -209,7 +209,7 @@ impl Image {
             .iter()
             .find(|o| o.virtual_address > start && o.virtual_address < end)
         {
-            tracing::warn!(
+            tracing::info!(
                 "{name} ({len:#x} bytes at {start:#x}) now overlaps {} at {:#x} in memory",
                 o.name_lossy(),
                 o.virtual_address
