@@ -167,14 +167,23 @@ pub fn boot(spec: &BootSpec) -> Result<BootResult> {
 
 /// Like [`boot`], and calls `on_line` with every console line as it arrives;
 /// `ControlFlow::Break(reason)` stops the run early with [`Outcome::Stopped`].
-pub fn boot_streaming(spec: &BootSpec, on_line: &mut dyn FnMut(&str) -> ControlFlow<String>) -> Result<BootResult> {
+pub fn boot_streaming(
+    spec: &BootSpec,
+    on_line: &mut dyn FnMut(&str) -> ControlFlow<String>,
+) -> Result<BootResult> {
     let qemu = check_inputs(spec)?;
     let accel = resolve_accel(spec, &qemu)?;
     let tmp = work_tempdir(spec.work_dir.as_deref())?;
     let vars = copy_vars(&spec.ovmf_vars, tmp.path())?;
-    let swtpm = if spec.tpm { Some(tpm::Swtpm::start(&tmp.path().join("tpm"))?) } else { None };
+    let swtpm = if spec.tpm {
+        Some(tpm::Swtpm::start(&tmp.path().join("tpm"))?)
+    } else {
+        None
+    };
     let log_file = match &spec.console_log {
-        Some(p) => Some(File::create(p).with_context(|| format!("creating the console log {}", p.display()))?),
+        Some(p) => Some(
+            File::create(p).with_context(|| format!("creating the console log {}", p.display()))?,
+        ),
         None => None,
     };
     let machine = Machine {
@@ -202,27 +211,38 @@ pub fn boot_streaming(spec: &BootSpec, on_line: &mut dyn FnMut(&str) -> ControlF
     drop(swtpm);
     let outcome = outcome(run.ended, &run.stderr);
     tracing::info!(outcome = outcome.kind(), ?duration, "boot ended");
-    Ok(BootResult { log: run.log, outcome, duration, accel })
+    Ok(BootResult {
+        log: run.log,
+        outcome,
+        duration,
+        accel,
+    })
 }
 
 /// Checks the input files exist and finds QEMU.
 fn check_inputs(spec: &BootSpec) -> Result<PathBuf> {
     let hint = "install the `ovmf` package or pass --ovmf-code/--ovmf-vars";
-    fs::metadata(&spec.disk).with_context(|| format!("opening disk image {}", spec.disk.display()))?;
-    fs::metadata(&spec.ovmf_code).with_context(|| format!("OVMF code {} ({hint})", spec.ovmf_code.display()))?;
-    fs::metadata(&spec.ovmf_vars).with_context(|| format!("OVMF vars {} ({hint})", spec.ovmf_vars.display()))?;
+    fs::metadata(&spec.disk)
+        .with_context(|| format!("opening disk image {}", spec.disk.display()))?;
+    fs::metadata(&spec.ovmf_code)
+        .with_context(|| format!("OVMF code {} ({hint})", spec.ovmf_code.display()))?;
+    fs::metadata(&spec.ovmf_vars)
+        .with_context(|| format!("OVMF vars {} ({hint})", spec.ovmf_vars.display()))?;
     if spec.timeout.is_zero() {
         bail!("the boot timeout must be greater than zero");
     }
-    crate::tool::which(QEMU)
-        .with_context(|| format!("{QEMU} not found on PATH (install qemu-system-x86; scripts/setup.sh does)"))
+    crate::tool::which(QEMU).with_context(|| {
+        format!("{QEMU} not found on PATH (install qemu-system-x86; scripts/setup.sh does)")
+    })
 }
 
 fn work_tempdir(parent: Option<&Path>) -> Result<tempfile::TempDir> {
     let mut b = tempfile::Builder::new();
     b.prefix("nodeimg-boot-");
     match parent {
-        Some(p) => b.tempdir_in(p).with_context(|| format!("creating a temporary directory in {}", p.display())),
+        Some(p) => b
+            .tempdir_in(p)
+            .with_context(|| format!("creating a temporary directory in {}", p.display())),
         None => b.tempdir().context("creating a temporary directory"),
     }
 }
@@ -230,7 +250,13 @@ fn work_tempdir(parent: Option<&Path>) -> Result<tempfile::TempDir> {
 /// Copies the VARS template to `dir` (mode 0600): the guest writes to its copy only.
 fn copy_vars(template: &Path, dir: &Path) -> Result<PathBuf> {
     let copy = dir.join("OVMF_VARS.fd");
-    fs::copy(template, &copy).with_context(|| format!("copying OVMF vars {} to {}", template.display(), copy.display()))?;
+    fs::copy(template, &copy).with_context(|| {
+        format!(
+            "copying OVMF vars {} to {}",
+            template.display(),
+            copy.display()
+        )
+    })?;
     fs::set_permissions(&copy, fs::Permissions::from_mode(0o600))
         .with_context(|| format!("making {} writable", copy.display()))?;
     Ok(copy)
@@ -240,10 +266,14 @@ fn outcome(ended: Ended, stderr: &[String]) -> Outcome {
     let tail = stderr.join("\n");
     match ended {
         Ended::Exited(status) if status.success() => Outcome::PoweredOff,
-        Ended::Exited(status) => Outcome::QemuError { message: format!("{QEMU} exited ({status}): {tail}") },
+        Ended::Exited(status) => Outcome::QemuError {
+            message: format!("{QEMU} exited ({status}): {tail}"),
+        },
         Ended::Stopped(reason) => Outcome::Stopped { reason },
         Ended::Timeout => Outcome::Timeout,
-        Ended::Fatal(line) => Outcome::QemuError { message: format!("{QEMU} reported {line:?}: {tail}") },
+        Ended::Fatal(line) => Outcome::QemuError {
+            message: format!("{QEMU} reported {line:?}: {tail}"),
+        },
     }
 }
 
@@ -263,7 +293,11 @@ fn resolve_accel(spec: &BootSpec, qemu: &Path) -> Result<Accel> {
 }
 
 fn kvm_device_usable() -> bool {
-    match fs::OpenOptions::new().read(true).write(true).open("/dev/kvm") {
+    match fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+    {
         Ok(_) => true,
         Err(e) => {
             tracing::info!("/dev/kvm not usable ({e}); using TCG");
@@ -317,7 +351,9 @@ struct Machine<'a> {
 
 fn spawn_qemu(qemu: &Path, m: &Machine) -> Result<ChildGuard> {
     let mut cmd = Command::new(qemu);
-    cmd.args(qemu_args(m)).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(qemu_args(m))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     ChildGuard::spawn(&mut cmd)
 }
 
@@ -325,23 +361,46 @@ fn spawn_qemu(qemu: &Path, m: &Machine) -> Result<ChildGuard> {
 fn qemu_args(m: &Machine) -> Vec<OsString> {
     let mut a: Vec<OsString> = Vec::new();
     let mut push = |parts: &[&str]| a.extend(parts.iter().map(OsString::from));
-    push(&["-nodefaults", "-no-user-config", "-machine", "q35", "-accel", m.accel.as_str()]);
+    push(&[
+        "-nodefaults",
+        "-no-user-config",
+        "-machine",
+        "q35",
+        "-accel",
+        m.accel.as_str(),
+    ]);
     push(&["-m", &m.memory_mib.to_string(), "-smp", &m.cpus.to_string()]);
     push(&["-display", "none", "-monitor", "none", "-no-reboot"]);
-    push(&["-chardev", "stdio,id=ser0,signal=off", "-serial", "chardev:ser0"]);
+    push(&[
+        "-chardev",
+        "stdio,id=ser0,signal=off",
+        "-serial",
+        "chardev:ser0",
+    ]);
     a.push("-drive".into());
-    a.push(opt_with_path("if=pflash,format=raw,unit=0,readonly=on,file=", m.code));
+    a.push(opt_with_path(
+        "if=pflash,format=raw,unit=0,readonly=on,file=",
+        m.code,
+    ));
     a.push("-drive".into());
     a.push(opt_with_path("if=pflash,format=raw,unit=1,file=", m.vars));
     if let Some(disk) = m.disk {
         a.push("-drive".into());
-        a.push(opt_with_path("if=none,id=d0,format=raw,snapshot=on,file=", disk));
+        a.push(opt_with_path(
+            "if=none,id=d0,format=raw,snapshot=on,file=",
+            disk,
+        ));
         a.extend(["-device", "virtio-blk-pci,drive=d0"].map(OsString::from));
     }
     if let Some(sock) = m.tpm_socket {
         a.push("-chardev".into());
         a.push(opt_with_path("socket,id=chrtpm,path=", sock));
-        let tpm = ["-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", "tpm-crb,tpmdev=tpm0"];
+        let tpm = [
+            "-tpmdev",
+            "emulator,id=tpm0,chardev=chrtpm",
+            "-device",
+            "tpm-crb,tpmdev=tpm0",
+        ];
         a.extend(tpm.map(OsString::from));
     }
     a
@@ -371,7 +430,11 @@ mod tests {
     }
 
     fn joined(m: &Machine) -> String {
-        qemu_args(m).iter().map(|s| s.to_string_lossy().into_owned()).collect::<Vec<_>>().join(" ")
+        qemu_args(m)
+            .iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     #[test]
@@ -421,7 +484,10 @@ mod tests {
         let copy = copy_vars(&template, dir.path()).unwrap();
         assert_ne!(copy, template);
         assert_eq!(fs::read(&copy).unwrap(), b"vars");
-        assert_eq!(fs::metadata(&copy).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&copy).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     #[test]
@@ -431,10 +497,20 @@ mod tests {
         let stderr = vec!["oops".to_string()];
         assert_eq!(outcome(Ended::Exited(st(0)), &stderr), Outcome::PoweredOff);
         assert_eq!(outcome(Ended::Timeout, &stderr).kind(), "timeout");
-        assert_eq!(outcome(Ended::Stopped("x".into()), &stderr), Outcome::Stopped { reason: "x".into() });
-        let Outcome::QemuError { message } = outcome(Ended::Exited(st(1)), &stderr) else { panic!() };
-        assert!(message.contains("oops") && message.contains("exit status: 1"), "{message}");
-        let Outcome::QemuError { message } = outcome(Ended::Fatal("KVM internal error".into()), &stderr) else {
+        assert_eq!(
+            outcome(Ended::Stopped("x".into()), &stderr),
+            Outcome::Stopped { reason: "x".into() }
+        );
+        let Outcome::QemuError { message } = outcome(Ended::Exited(st(1)), &stderr) else {
+            panic!()
+        };
+        assert!(
+            message.contains("oops") && message.contains("exit status: 1"),
+            "{message}"
+        );
+        let Outcome::QemuError { message } =
+            outcome(Ended::Fatal("KVM internal error".into()), &stderr)
+        else {
             panic!()
         };
         assert!(message.contains("KVM internal error"), "{message}");
@@ -449,6 +525,9 @@ mod tests {
         spec.disk = dir.path().to_path_buf();
         spec.ovmf_code = dir.path().join("no-code.fd");
         let err = format!("{:#}", boot(&spec).unwrap_err());
-        assert!(err.contains("no-code.fd") && err.contains("--ovmf-code"), "{err}");
+        assert!(
+            err.contains("no-code.fd") && err.contains("--ovmf-code"),
+            "{err}"
+        );
     }
 }

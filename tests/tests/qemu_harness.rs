@@ -55,7 +55,12 @@ fn have(what: &str, ok: bool) -> bool {
 }
 
 fn have_tools(tools: &[&str]) -> bool {
-    tools.iter().all(|t| have(&format!("host tool `{t}`"), builder::tool::which(t).is_some()))
+    tools.iter().all(|t| {
+        have(
+            &format!("host tool `{t}`"),
+            builder::tool::which(t).is_some(),
+        )
+    })
 }
 
 /// The fixture made by scripts/make-fixture.sh: (rootfs.tar, kernel release).
@@ -66,7 +71,13 @@ fn fixture() -> Option<(PathBuf, String)> {
     let tar = dir.join("rootfs.tar");
     let release = fs::read_to_string(dir.join("kernel-release")).ok();
     let ok = tar.is_file() && release.is_some();
-    if !have(&format!("fixture {} (run scripts/make-fixture.sh as root)", tar.display()), ok) {
+    if !have(
+        &format!(
+            "fixture {} (run scripts/make-fixture.sh as root)",
+            tar.display()
+        ),
+        ok,
+    ) {
         return None;
     }
     Some((tar, release?.trim().to_string()))
@@ -74,9 +85,13 @@ fn fixture() -> Option<(PathBuf, String)> {
 
 /// Everything a boot test needs, or None (skipped).
 fn prerequisites() -> Option<(PathBuf, String)> {
-    let firmware = Path::new(qemu::DEFAULT_OVMF_CODE).is_file() && Path::new(qemu::DEFAULT_OVMF_VARS).is_file();
+    let firmware = Path::new(qemu::DEFAULT_OVMF_CODE).is_file()
+        && Path::new(qemu::DEFAULT_OVMF_VARS).is_file();
     let ok = have_tools(&[qemu::QEMU, "sfdisk", "mformat", "mmd", "mcopy", "tar"])
-        && have(&format!("OVMF firmware {}", qemu::DEFAULT_OVMF_CODE), firmware);
+        && have(
+            &format!("OVMF firmware {}", qemu::DEFAULT_OVMF_CODE),
+            firmware,
+        );
     if ok {
         fixture()
     } else {
@@ -96,11 +111,15 @@ fn watchdog(name: &'static str, limit: Duration) -> Watchdog {
     let (tx, rx) = mpsc::channel::<()>();
     std::thread::spawn(move || {
         if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
-            eprintln!("FAIL: {name} exceeded its hard limit of {limit:?}; aborting the test process");
+            eprintln!(
+                "FAIL: {name} exceeded its hard limit of {limit:?}; aborting the test process"
+            );
             std::process::exit(101);
         }
     });
-    Watchdog { _cancel_on_drop: tx }
+    Watchdog {
+        _cancel_on_drop: tx,
+    }
 }
 
 // ---- disks ------------------------------------------------------------------------------
@@ -113,15 +132,28 @@ fn extract_kernel(tar: &Path, release: &str, dir: &Path) -> PathBuf {
     let out = dir.join("vmlinuz.efi");
     let file = File::create(&out).unwrap();
     let member = format!("./boot/vmlinuz-{release}");
-    let status = Command::new("tar").arg("-xOf").arg(tar).arg(&member).stdout(file).status().unwrap();
-    assert!(status.success(), "extracting {member} from {}", tar.display());
+    let status = Command::new("tar")
+        .arg("-xOf")
+        .arg(tar)
+        .arg(&member)
+        .stdout(file)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "extracting {member} from {}",
+        tar.display()
+    );
     out
 }
 
 /// A GPT disk with one FAT32 ESP holding `files` (ESP path like `::/EFI/BOOT/BOOTX64.EFI`).
 fn esp_disk(dir: &Path, dirs: &[&str], files: &[(&Path, &str)]) -> PathBuf {
     let esp = dir.join("esp.img");
-    File::create(&esp).unwrap().set_len(ESP_SECTORS * 512).unwrap();
+    File::create(&esp)
+        .unwrap()
+        .set_len(ESP_SECTORS * 512)
+        .unwrap();
     let img = esp.to_str().unwrap();
     run(Command::new("mformat").args(["-i", img, "-F", "-v", "NODEIMGTEST", "::"]));
     for d in dirs {
@@ -132,9 +164,20 @@ fn esp_disk(dir: &Path, dirs: &[&str], files: &[(&Path, &str)]) -> PathBuf {
     }
     let disk = dir.join("disk.raw");
     File::create(&disk).unwrap().set_len(DISK_BYTES).unwrap();
-    let script = format!("label: gpt\nstart={ESP_START_LBA}, size={ESP_SECTORS}, type={ESP_TYPE}\n");
-    let mut sfdisk = Command::new("sfdisk").args(["-q"]).arg(&disk).stdin(Stdio::piped()).spawn().unwrap();
-    sfdisk.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    let script =
+        format!("label: gpt\nstart={ESP_START_LBA}, size={ESP_SECTORS}, type={ESP_TYPE}\n");
+    let mut sfdisk = Command::new("sfdisk")
+        .args(["-q"])
+        .arg(&disk)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    sfdisk
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
     assert!(sfdisk.wait().unwrap().success(), "sfdisk failed");
     let mut f = fs::OpenOptions::new().write(true).open(&disk).unwrap();
     f.seek(SeekFrom::Start(ESP_START_LBA * 512)).unwrap();
@@ -146,7 +189,11 @@ fn esp_disk(dir: &Path, dirs: &[&str], files: &[(&Path, &str)]) -> PathBuf {
 /// The kernel as \EFI\BOOT\BOOTX64.EFI (no command line).
 fn stub_disk(dir: &Path, tar: &Path, release: &str) -> PathBuf {
     let kernel = extract_kernel(tar, release, dir);
-    esp_disk(dir, &["::/EFI", "::/EFI/BOOT"], &[(&kernel, "::/EFI/BOOT/BOOTX64.EFI")])
+    esp_disk(
+        dir,
+        &["::/EFI", "::/EFI/BOOT"],
+        &[(&kernel, "::/EFI/BOOT/BOOTX64.EFI")],
+    )
 }
 
 /// The kernel started from startup.nsh with `console=ttyS0 panic=-1`, after the shell
@@ -154,8 +201,16 @@ fn stub_disk(dir: &Path, tar: &Path, release: &str) -> PathBuf {
 fn shell_disk(dir: &Path, tar: &Path, release: &str) -> PathBuf {
     let kernel = extract_kernel(tar, release, dir);
     let nsh = dir.join("startup.nsh");
-    fs::write(&nsh, "fs0:\r\necho written > shell-wrote.txt\r\n\\vmlinuz.efi console=ttyS0 panic=-1\r\n").unwrap();
-    esp_disk(dir, &[], &[(&kernel, "::/vmlinuz.efi"), (&nsh, "::/startup.nsh")])
+    fs::write(
+        &nsh,
+        "fs0:\r\necho written > shell-wrote.txt\r\n\\vmlinuz.efi console=ttyS0 panic=-1\r\n",
+    )
+    .unwrap();
+    esp_disk(
+        dir,
+        &[],
+        &[(&kernel, "::/vmlinuz.efi"), (&nsh, "::/startup.nsh")],
+    )
 }
 
 // ---- checks -----------------------------------------------------------------------------
@@ -169,7 +224,9 @@ fn sha256(path: &Path) -> String {
 fn processes_mentioning(needle: &str) -> Vec<String> {
     let mut found = Vec::new();
     for entry in fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(cmdline) = fs::read(entry.path().join("cmdline")) else { continue };
+        let Ok(cmdline) = fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
         let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         if text.contains(needle) {
             found.push(format!("{}: {text}", entry.file_name().to_string_lossy()));
@@ -182,8 +239,15 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
 fn assert_cleaned_up(dir: &Path, work: &Path) {
     let left = processes_mentioning(dir.to_str().unwrap());
     assert!(left.is_empty(), "processes left behind: {left:#?}");
-    let entries: Vec<_> = fs::read_dir(work).unwrap().flatten().map(|e| e.path()).collect();
-    assert!(entries.is_empty(), "temporary files left behind: {entries:?}");
+    let entries: Vec<_> = fs::read_dir(work)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(
+        entries.is_empty(),
+        "temporary files left behind: {entries:?}"
+    );
 }
 
 fn spec(disk: &Path, work: &Path, timeout: Duration) -> BootSpec {
@@ -197,7 +261,10 @@ fn spec(disk: &Path, work: &Path, timeout: Duration) -> BootSpec {
 
 /// A temp dir for the disk and, inside it, the runner's work dir.
 fn dirs() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::Builder::new().prefix("nodeimg-qemu-test-").tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("nodeimg-qemu-test-")
+        .tempdir()
+        .unwrap();
     let work = dir.path().join("work");
     fs::create_dir(&work).unwrap();
     (dir, work)
@@ -210,12 +277,17 @@ fn dirs() -> (tempfile::TempDir, PathBuf) {
 #[test]
 fn tcg_boot_reaches_the_kernel_and_ends() {
     let _w = watchdog("tcg_boot_reaches_the_kernel_and_ends", TEST_LIMIT);
-    let Some((tar, release)) = prerequisites() else { return };
+    let Some((tar, release)) = prerequisites() else {
+        return;
+    };
     let (dir, work) = dirs();
     let disk = shell_disk(dir.path(), &tar, &release);
     let before = sha256(&disk);
     let console = dir.path().join("console.log");
-    let spec = BootSpec { console_log: Some(console.clone()), ..spec(&disk, &work, BOOT_TIMEOUT) };
+    let spec = BootSpec {
+        console_log: Some(console.clone()),
+        ..spec(&disk, &work, BOOT_TIMEOUT)
+    };
 
     let marks = ["UEFI Interactive Shell", "Linux version", "Kernel panic"];
     let mut at: Vec<Option<Duration>> = vec![None; marks.len()];
@@ -231,18 +303,44 @@ fn tcg_boot_reaches_the_kernel_and_ends() {
     })
     .unwrap();
 
-    eprintln!("TIMING (TCG, {} vCPUs): total {:.1} s", spec.cpus, result.duration.as_secs_f64());
+    eprintln!(
+        "TIMING (TCG, {} vCPUs): total {:.1} s",
+        spec.cpus,
+        result.duration.as_secs_f64()
+    );
     for (mark, t) in marks.iter().zip(&at) {
-        eprintln!("TIMING   first {mark:?} after {:?}", t.map(|d| format!("{:.1} s", d.as_secs_f64())));
+        eprintln!(
+            "TIMING   first {mark:?} after {:?}",
+            t.map(|d| format!("{:.1} s", d.as_secs_f64()))
+        );
     }
     let tail = qemu::tail_lines(&result.log, 15).join("\n");
     assert_eq!(result.outcome, Outcome::PoweredOff, "console tail:\n{tail}");
     assert_eq!(result.accel, Accel::Tcg);
-    assert!(result.log.contains(&format!("Linux version {release}")), "no kernel banner:\n{tail}");
-    assert!(result.log.contains("Command line: \\vmlinuz.efi console=ttyS0 panic=-1"), "{tail}");
-    assert!(result.log.contains("VFS: Unable to mount root fs"), "{tail}");
-    assert_eq!(fs::read_to_string(&console).unwrap(), result.log, "console log file differs from the result");
-    assert_eq!(sha256(&disk), before, "the disk image was modified (snapshot=on missing?)");
+    assert!(
+        result.log.contains(&format!("Linux version {release}")),
+        "no kernel banner:\n{tail}"
+    );
+    assert!(
+        result
+            .log
+            .contains("Command line: \\vmlinuz.efi console=ttyS0 panic=-1"),
+        "{tail}"
+    );
+    assert!(
+        result.log.contains("VFS: Unable to mount root fs"),
+        "{tail}"
+    );
+    assert_eq!(
+        fs::read_to_string(&console).unwrap(),
+        result.log,
+        "console log file differs from the result"
+    );
+    assert_eq!(
+        sha256(&disk),
+        before,
+        "the disk image was modified (snapshot=on missing?)"
+    );
     assert_eq!(result.pcrs().unwrap(), None);
     assert_cleaned_up(dir.path(), &work);
 }
@@ -250,26 +348,49 @@ fn tcg_boot_reaches_the_kernel_and_ends() {
 /// The firmware starts \EFI\BOOT\BOOTX64.EFI (the kernel), and a stop text ends the run early.
 #[test]
 fn firmware_starts_bootx64_and_stop_text_ends_early() {
-    let _w = watchdog("firmware_starts_bootx64_and_stop_text_ends_early", TEST_LIMIT);
-    let Some((tar, release)) = prerequisites() else { return };
+    let _w = watchdog(
+        "firmware_starts_bootx64_and_stop_text_ends_early",
+        TEST_LIMIT,
+    );
+    let Some((tar, release)) = prerequisites() else {
+        return;
+    };
     let (dir, work) = dirs();
     let disk = stub_disk(dir.path(), &tar, &release);
     let stop = "BdsDxe: starting Boot".to_string();
-    let spec = BootSpec { stop_on: vec![stop.clone()], ..spec(&disk, &work, BOOT_TIMEOUT) };
+    let spec = BootSpec {
+        stop_on: vec![stop.clone()],
+        ..spec(&disk, &work, BOOT_TIMEOUT)
+    };
     let _lock = BOOT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let result = qemu::boot(&spec).unwrap();
-    eprintln!("TIMING (TCG): OVMF to `{stop}` in {:.1} s", result.duration.as_secs_f64());
+    eprintln!(
+        "TIMING (TCG): OVMF to `{stop}` in {:.1} s",
+        result.duration.as_secs_f64()
+    );
     let tail = qemu::tail_lines(&result.log, 10).join("\n");
-    assert!(matches!(&result.outcome, Outcome::Stopped { reason } if reason.contains(&stop)), "{:?}\n{tail}", result.outcome);
-    assert!(result.log.contains("UEFI Misc Device"), "firmware did not boot the disk's removable-media path:\n{tail}");
+    assert!(
+        matches!(&result.outcome, Outcome::Stopped { reason } if reason.contains(&stop)),
+        "{:?}\n{tail}",
+        result.outcome
+    );
+    assert!(
+        result.log.contains("UEFI Misc Device"),
+        "firmware did not boot the disk's removable-media path:\n{tail}"
+    );
     assert_cleaned_up(dir.path(), &work);
 }
 
 /// A timeout shorter than the boot kills QEMU promptly and reports Timeout with the log so far.
 #[test]
 fn short_timeout_kills_qemu_promptly() {
-    let _w = watchdog("short_timeout_kills_qemu_promptly", Duration::from_secs(120));
-    let Some((tar, release)) = prerequisites() else { return };
+    let _w = watchdog(
+        "short_timeout_kills_qemu_promptly",
+        Duration::from_secs(120),
+    );
+    let Some((tar, release)) = prerequisites() else {
+        return;
+    };
     let (dir, work) = dirs();
     let disk = stub_disk(dir.path(), &tar, &release);
     let timeout = Duration::from_secs(3);
@@ -277,7 +398,10 @@ fn short_timeout_kills_qemu_promptly() {
     let result = qemu::boot(&spec(&disk, &work, timeout)).unwrap();
     let took = start.elapsed();
     assert_eq!(result.outcome, Outcome::Timeout, "log:\n{}", result.log);
-    assert!(took < timeout + Duration::from_secs(5), "boot() returned after {took:?}");
+    assert!(
+        took < timeout + Duration::from_secs(5),
+        "boot() returned after {took:?}"
+    );
     assert!(result.duration >= timeout, "{:?}", result.duration);
     assert_cleaned_up(dir.path(), &work);
 }
@@ -287,16 +411,27 @@ fn short_timeout_kills_qemu_promptly() {
 #[test]
 fn qemu_failure_is_reported() {
     let _w = watchdog("qemu_failure_is_reported", Duration::from_secs(120));
-    let Some((tar, release)) = prerequisites() else { return };
+    let Some((tar, release)) = prerequisites() else {
+        return;
+    };
     let (dir, work) = dirs();
     let disk = stub_disk(dir.path(), &tar, &release);
     let bad_code = dir.path().join("bad-code.fd");
     fs::write(&bad_code, [0u8; 1000]).unwrap();
-    let spec = BootSpec { ovmf_code: bad_code, ..spec(&disk, &work, BOOT_TIMEOUT) };
+    let spec = BootSpec {
+        ovmf_code: bad_code,
+        ..spec(&disk, &work, BOOT_TIMEOUT)
+    };
     let result = qemu::boot(&spec).unwrap();
-    let Outcome::QemuError { message } = &result.outcome else { panic!("expected a QEMU error, got {:?}", result.outcome) };
+    let Outcome::QemuError { message } = &result.outcome else {
+        panic!("expected a QEMU error, got {:?}", result.outcome)
+    };
     assert!(message.contains(qemu::QEMU), "{message}");
-    assert!(result.duration < Duration::from_secs(30), "{:?}", result.duration);
+    assert!(
+        result.duration < Duration::from_secs(30),
+        "{:?}",
+        result.duration
+    );
     assert_cleaned_up(dir.path(), &work);
 }
 
@@ -305,17 +440,30 @@ fn qemu_failure_is_reported() {
 #[test]
 fn tpm_is_visible_to_firmware_and_kernel() {
     let _w = watchdog("tpm_is_visible_to_firmware_and_kernel", TEST_LIMIT);
-    let Some((tar, release)) = prerequisites() else { return };
+    let Some((tar, release)) = prerequisites() else {
+        return;
+    };
     if !have_tools(&["swtpm", "swtpm_setup"]) {
         return;
     }
     let (dir, work) = dirs();
     let disk = shell_disk(dir.path(), &tar, &release);
-    let spec = BootSpec { tpm: true, stop_on: vec!["tpm_crb".into()], ..spec(&disk, &work, BOOT_TIMEOUT) };
+    let spec = BootSpec {
+        tpm: true,
+        stop_on: vec!["tpm_crb".into()],
+        ..spec(&disk, &work, BOOT_TIMEOUT)
+    };
     let _lock = BOOT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let result = qemu::boot(&spec).unwrap();
     let tail = qemu::tail_lines(&result.log, 15).join("\n");
-    assert!(matches!(result.outcome, Outcome::Stopped { .. }), "{:?}\n{tail}", result.outcome);
-    assert!(result.log.contains("TPMEventLog="), "firmware passed no TPM event log:\n{tail}");
+    assert!(
+        matches!(result.outcome, Outcome::Stopped { .. }),
+        "{:?}\n{tail}",
+        result.outcome
+    );
+    assert!(
+        result.log.contains("TPMEventLog="),
+        "firmware passed no TPM event log:\n{tail}"
+    );
     assert_cleaned_up(dir.path(), &work);
 }

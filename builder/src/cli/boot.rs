@@ -80,7 +80,10 @@ pub fn run(args: Args, g: Globals) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let tail = qemu::tail_lines(&result.log, TAIL_LINES).join("\n");
-    Err(anyhow!("{}\nlast {TAIL_LINES} console lines:\n{tail}", report.problems.join("; ")))
+    Err(anyhow!(
+        "{}\nlast {TAIL_LINES} console lines:\n{tail}",
+        report.problems.join("; ")
+    ))
 }
 
 /// Which expected and failure texts the console showed.
@@ -95,8 +98,19 @@ struct ConsoleCheck {
 impl ConsoleCheck {
     fn new(expect: Vec<String>, extra_fail_on: &[String]) -> Self {
         let mut fail_on: Vec<String> = DEFAULT_FAIL_ON.iter().map(|s| s.to_string()).collect();
-        fail_on.extend(extra_fail_on.iter().filter(|f| !fail_on.contains(f)).cloned().collect::<Vec<_>>());
-        Self { seen: vec![false; expect.len()], expect, fail_on, failed: Vec::new() }
+        fail_on.extend(
+            extra_fail_on
+                .iter()
+                .filter(|f| !fail_on.contains(f))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        Self {
+            seen: vec![false; expect.len()],
+            expect,
+            fail_on,
+            failed: Vec::new(),
+        }
     }
 
     /// Notes what `line` shows; `Break` once a failure text appeared or every expected text has.
@@ -127,7 +141,12 @@ impl ConsoleCheck {
     }
 
     fn pick(&self, want: bool) -> Vec<&str> {
-        self.expect.iter().zip(&self.seen).filter(|(_, &s)| s == want).map(|(t, _)| t.as_str()).collect()
+        self.expect
+            .iter()
+            .zip(&self.seen)
+            .filter(|(_, &s)| s == want)
+            .map(|(t, _)| t.as_str())
+            .collect()
     }
 }
 
@@ -143,14 +162,22 @@ impl<'a> Report<'a> {
     fn new(check: &'a ConsoleCheck, result: &BootResult, timeout_s: u64) -> Self {
         let mut problems = Vec::new();
         if !check.failed.is_empty() {
-            problems.push(format!("console showed failure text {}", quoted(&check.failed)));
+            problems.push(format!(
+                "console showed failure text {}",
+                quoted(&check.failed)
+            ));
         }
         let missing = check.missing();
         if !missing.is_empty() {
-            problems.push(format!("expected text never appeared: {}", quoted(&missing)));
+            problems.push(format!(
+                "expected text never appeared: {}",
+                quoted(&missing)
+            ));
         }
         match &result.outcome {
-            Outcome::Timeout => problems.push(format!("timed out after {timeout_s} s (QEMU killed)")),
+            Outcome::Timeout => {
+                problems.push(format!("timed out after {timeout_s} s (QEMU killed)"))
+            }
             Outcome::QemuError { message } => problems.push(message.clone()),
             Outcome::PoweredOff | Outcome::Stopped { .. } => {}
         }
@@ -158,7 +185,11 @@ impl<'a> Report<'a> {
             problems.push(format!("{e:#}"));
             None
         });
-        Self { check, pcrs, problems }
+        Self {
+            check,
+            pcrs,
+            problems,
+        }
     }
 
     fn json(&self, result: &BootResult) -> serde_json::Value {
@@ -176,14 +207,21 @@ impl<'a> Report<'a> {
     }
 
     fn print_human(&self, result: &BootResult) {
-        let verdict = if self.problems.is_empty() { "ok" } else { "FAILED" };
+        let verdict = if self.problems.is_empty() {
+            "ok"
+        } else {
+            "FAILED"
+        };
         println!(
             "boot {verdict}: {} after {:.1} s ({})",
             result.outcome.kind(),
             result.duration.as_secs_f64(),
             result.accel.as_str()
         );
-        for (label, texts) in [("seen", self.check.seen()), ("missing", self.check.missing())] {
+        for (label, texts) in [
+            ("seen", self.check.seen()),
+            ("missing", self.check.missing()),
+        ] {
             if !texts.is_empty() {
                 println!("  {label}: {}", quoted(&texts));
             }
@@ -198,7 +236,11 @@ impl<'a> Report<'a> {
 }
 
 fn quoted<S: AsRef<str>>(texts: &[S]) -> String {
-    texts.iter().map(|t| format!("{:?}", t.as_ref())).collect::<Vec<_>>().join(", ")
+    texts
+        .iter()
+        .map(|t| format!("{:?}", t.as_ref()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -206,7 +248,10 @@ mod tests {
     use super::*;
 
     fn check(expect: &[&str], lines: &[&str]) -> (ConsoleCheck, Option<String>) {
-        let mut c = ConsoleCheck::new(expect.iter().map(|s| s.to_string()).collect(), &["BAD".to_string()]);
+        let mut c = ConsoleCheck::new(
+            expect.iter().map(|s| s.to_string()).collect(),
+            &["BAD".to_string()],
+        );
         let mut stopped = None;
         for l in lines {
             if let ControlFlow::Break(r) = c.line(l) {
@@ -223,7 +268,10 @@ mod tests {
         assert_eq!((c.seen(), c.missing()), (vec!["A", "B"], vec![]));
         assert_eq!(stop.as_deref(), Some("console showed every expected text"));
 
-        let (c, stop) = check(&["A", "B"], &["A", "[ 1.0] Kernel panic - not syncing", "B"]);
+        let (c, stop) = check(
+            &["A", "B"],
+            &["A", "[ 1.0] Kernel panic - not syncing", "B"],
+        );
         assert_eq!((c.seen(), c.missing()), (vec!["A"], vec!["B"]));
         assert_eq!(c.failed, vec!["Kernel panic"]);
         assert!(stop.unwrap().contains("Kernel panic"));
@@ -243,7 +291,12 @@ mod tests {
     }
 
     fn result(outcome: Outcome, log: &str) -> BootResult {
-        BootResult { log: log.to_string(), outcome, duration: Duration::from_millis(1234), accel: Accel::Tcg }
+        BootResult {
+            log: log.to_string(),
+            outcome,
+            duration: Duration::from_millis(1234),
+            accel: Accel::Tcg,
+        }
     }
 
     #[test]
@@ -255,10 +308,32 @@ mod tests {
         let cases: &[(&ConsoleCheck, Outcome, &str, &[&str])] = &[
             (&ok_check, stopped.clone(), "A\n", &[]),
             (&none_check, Outcome::PoweredOff, "", &[]),
-            (&missing_check, Outcome::PoweredOff, "b\n", &["never appeared: \"A\""]),
-            (&none_check, Outcome::Timeout, "", &["timed out after 300 s"]),
-            (&none_check, Outcome::QemuError { message: "qemu broke".into() }, "", &["qemu broke"]),
-            (&ok_check, stopped, "A\nNODEIMG-PCRS {oops\n", &["NODEIMG-PCRS line (console line 2)"]),
+            (
+                &missing_check,
+                Outcome::PoweredOff,
+                "b\n",
+                &["never appeared: \"A\""],
+            ),
+            (
+                &none_check,
+                Outcome::Timeout,
+                "",
+                &["timed out after 300 s"],
+            ),
+            (
+                &none_check,
+                Outcome::QemuError {
+                    message: "qemu broke".into(),
+                },
+                "",
+                &["qemu broke"],
+            ),
+            (
+                &ok_check,
+                stopped,
+                "A\nNODEIMG-PCRS {oops\n",
+                &["NODEIMG-PCRS line (console line 2)"],
+            ),
         ];
         for (c, outcome, log, want) in cases {
             let r = result(outcome.clone(), log);
@@ -278,12 +353,29 @@ mod tests {
     fn args_parse() {
         use clap::Parser;
         let cli = crate::cli::Cli::try_parse_from([
-            "nodeimg", "boot", "d.raw", "--expect", "A", "--expect", "B", "--fail-on", "C", "--accel", "tcg",
-            "--timeout", "7", "--json",
+            "nodeimg",
+            "boot",
+            "d.raw",
+            "--expect",
+            "A",
+            "--expect",
+            "B",
+            "--fail-on",
+            "C",
+            "--accel",
+            "tcg",
+            "--timeout",
+            "7",
+            "--json",
         ])
         .unwrap();
-        let crate::cli::Command::Boot(a) = cli.command else { panic!("not boot") };
-        assert_eq!((a.expect.len(), a.fail_on.len(), a.timeout, a.accel), (2, 1, 7, Accel::Tcg));
+        let crate::cli::Command::Boot(a) = cli.command else {
+            panic!("not boot")
+        };
+        assert_eq!(
+            (a.expect.len(), a.fail_on.len(), a.timeout, a.accel),
+            (2, 1, 7, Accel::Tcg)
+        );
         assert_eq!(a.ovmf_code, PathBuf::from(qemu::DEFAULT_OVMF_CODE));
         assert!(cli.json);
     }

@@ -37,20 +37,15 @@ impl LineSplitter {
 pub(crate) fn clean_line(raw: &[u8]) -> String {
     let text = String::from_utf8_lossy(raw);
     let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
+    let mut chars = text.chars();
     while let Some(c) = chars.next() {
         match c {
-            '\x1b' => match chars.next() {
-                // CSI: parameter and intermediate bytes, then one final byte in @..~.
-                Some('[') => {
-                    for p in chars.by_ref() {
-                        if ('@'..='~').contains(&p) {
-                            break;
-                        }
-                    }
+            // ESC x drops x; for CSI (ESC [) also the parameters up to the final byte in @..~.
+            '\x1b' => {
+                if chars.next() == Some('[') {
+                    chars.by_ref().find(|p| ('@'..='~').contains(p));
                 }
-                Some(_) | None => {}
-            },
+            }
             '\t' => out.push(c),
             c if c.is_control() => {}
             c => out.push(c),
@@ -84,7 +79,10 @@ impl ConsoleLog {
     /// The log text, with a final note when lines were dropped.
     pub(crate) fn into_text(mut self) -> String {
         if self.dropped_lines > 0 {
-            let note = format!("[nodeimg: {} more console lines not kept]\n", self.dropped_lines);
+            let note = format!(
+                "[nodeimg: {} more console lines not kept]\n",
+                self.dropped_lines
+            );
             self.text.push_str(&note);
         }
         self.text
@@ -141,7 +139,11 @@ mod tests {
         log.push("small");
         let text = log.into_text();
         assert!(text.len() < LOG_CAP + 100);
-        assert!(text.ends_with("[nodeimg: 2 more console lines not kept]\n"), "{}", &text[text.len() - 60..]);
+        assert!(
+            text.ends_with("[nodeimg: 2 more console lines not kept]\n"),
+            "{}",
+            &text[text.len() - 60..]
+        );
     }
 
     #[test]

@@ -28,25 +28,37 @@ impl ObservedPcrs {
         let Some((n, json)) = log
             .lines()
             .enumerate()
-            .filter_map(|(n, line)| line.find(PCRS_MARKER).map(|at| (n, &line[at + PCRS_MARKER.len()..])))
+            .filter_map(|(n, line)| {
+                line.find(PCRS_MARKER)
+                    .map(|at| (n, &line[at + PCRS_MARKER.len()..]))
+            })
             .last()
         else {
             return Ok(None);
         };
         Self::parse_json(json)
-            .with_context(|| format!("parsing the {} line (console line {})", PCRS_MARKER.trim(), n + 1))
+            .with_context(|| {
+                format!(
+                    "parsing the {} line (console line {})",
+                    PCRS_MARKER.trim(),
+                    n + 1
+                )
+            })
             .map(Some)
     }
 
     /// Parses and checks the JSON object: known banks, PCR keys 0–23 in canonical decimal,
     /// values lowercase hex of the bank's digest size.
     pub fn parse_json(json: &str) -> Result<Self> {
-        let raw: BTreeMap<String, BTreeMap<String, String>> =
-            serde_json::from_str(json.trim()).context("expected {\"<bank>\": {\"<pcr>\": \"<hex>\"}}")?;
+        let raw: BTreeMap<String, BTreeMap<String, String>> = serde_json::from_str(json.trim())
+            .context("expected {\"<bank>\": {\"<pcr>\": \"<hex>\"}}")?;
         let mut banks = BTreeMap::new();
         for (bank, values) in raw {
-            let size = digest_size(&bank)
-                .with_context(|| format!("unknown PCR bank {bank:?} (expected sha1, sha256, sha384, sha512 or sm3_256)"))?;
+            let size = digest_size(&bank).with_context(|| {
+                format!(
+                    "unknown PCR bank {bank:?} (expected sha1, sha256, sha384, sha512 or sm3_256)"
+                )
+            })?;
             let mut pcrs = BTreeMap::new();
             for (key, value) in values {
                 let index = parse_index(&key).with_context(|| format!("bank {bank}"))?;
@@ -72,7 +84,9 @@ fn digest_size(bank: &str) -> Option<usize> {
 
 /// A PCR key: decimal without sign or leading zeros, 0–23.
 fn parse_index(key: &str) -> Result<u32> {
-    let canonical = !key.is_empty() && key.bytes().all(|b| b.is_ascii_digit()) && (key == "0" || !key.starts_with('0'));
+    let canonical = !key.is_empty()
+        && key.bytes().all(|b| b.is_ascii_digit())
+        && (key == "0" || !key.starts_with('0'));
     match key.parse::<u32>() {
         Ok(i) if canonical && i <= 23 => Ok(i),
         _ => bail!("PCR key {key:?} is not a decimal index 0-23"),
@@ -82,9 +96,16 @@ fn parse_index(key: &str) -> Result<u32> {
 /// `value` must be `size` bytes as lowercase hex.
 fn check_hex(value: &str, size: usize) -> Result<()> {
     if value.len() != size * 2 {
-        bail!("value has {} hex digits, expected {}", value.len(), size * 2);
+        bail!(
+            "value has {} hex digits, expected {}",
+            value.len(),
+            size * 2
+        );
     }
-    if !value.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+    if !value
+        .bytes()
+        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
         bail!("value {value:?} is not lowercase hex");
     }
     Ok(())
@@ -114,7 +135,13 @@ mod tests {
         assert_eq!(pcrs.get("sha384", 11), None);
         // Serializes back with decimal-string keys in numeric order.
         let json = serde_json::to_string(&pcrs).unwrap();
-        assert!(json.starts_with(&format!("{{\"sha256\":{{\"4\":\"{}\",\"11\"", hex("ab", 32))), "{json}");
+        assert!(
+            json.starts_with(&format!(
+                "{{\"sha256\":{{\"4\":\"{}\",\"11\"",
+                hex("ab", 32)
+            )),
+            "{json}"
+        );
     }
 
     #[test]
@@ -134,12 +161,30 @@ mod tests {
         let cases = [
             ("not json", "expected"),
             ("{\"md5\":{}}", "unknown PCR bank"),
-            (&*format!("{{\"sha256\":{{\"24\":\"{}\"}}}}", hex("00", 32)), "0-23"),
-            (&*format!("{{\"sha256\":{{\"04\":\"{}\"}}}}", hex("00", 32)), "0-23"),
-            (&*format!("{{\"sha256\":{{\"-1\":\"{}\"}}}}", hex("00", 32)), "0-23"),
-            (&*format!("{{\"sha256\":{{\"4\":\"{}\"}}}}", hex("00", 31)), "62 hex digits"),
-            (&*format!("{{\"sha256\":{{\"4\":\"{}\"}}}}", hex("AB", 32)), "lowercase hex"),
-            (&*format!("{{\"sha384\":{{\"4\":\"{}\"}}}}", hex("00", 32)), "expected 96"),
+            (
+                &*format!("{{\"sha256\":{{\"24\":\"{}\"}}}}", hex("00", 32)),
+                "0-23",
+            ),
+            (
+                &*format!("{{\"sha256\":{{\"04\":\"{}\"}}}}", hex("00", 32)),
+                "0-23",
+            ),
+            (
+                &*format!("{{\"sha256\":{{\"-1\":\"{}\"}}}}", hex("00", 32)),
+                "0-23",
+            ),
+            (
+                &*format!("{{\"sha256\":{{\"4\":\"{}\"}}}}", hex("00", 31)),
+                "62 hex digits",
+            ),
+            (
+                &*format!("{{\"sha256\":{{\"4\":\"{}\"}}}}", hex("AB", 32)),
+                "lowercase hex",
+            ),
+            (
+                &*format!("{{\"sha384\":{{\"4\":\"{}\"}}}}", hex("00", 32)),
+                "expected 96",
+            ),
         ];
         for (json, want) in cases {
             let err = format!("{:#}", ObservedPcrs::parse_json(json).unwrap_err());

@@ -40,10 +40,9 @@ impl ChildGuard {
                 Ok(())
             });
         }
-        let child = cmd
-            .stdin(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting `{argv}` (is it installed? scripts/setup.sh installs the host tools)"))?;
+        let child = cmd.stdin(Stdio::null()).spawn().with_context(|| {
+            format!("starting `{argv}` (is it installed? scripts/setup.sh installs the host tools)")
+        })?;
         tracing::debug!(pid = child.id(), "started `{argv}`");
         Ok(Self { child, argv })
     }
@@ -60,14 +59,24 @@ impl ChildGuard {
 
     /// Takes the piped stdout and stderr (once).
     fn take_pipes(&mut self) -> Result<(ChildStdout, ChildStderr)> {
-        let out = self.child.stdout.take().context("child stdout is not piped")?;
-        let err = self.child.stderr.take().context("child stderr is not piped")?;
+        let out = self
+            .child
+            .stdout
+            .take()
+            .context("child stdout is not piped")?;
+        let err = self
+            .child
+            .stderr
+            .take()
+            .context("child stderr is not piped")?;
         Ok((out, err))
     }
 
     /// The exit status if the child has exited.
     pub(crate) fn try_wait(&mut self) -> Result<Option<ExitStatus>> {
-        self.child.try_wait().with_context(|| format!("waiting for `{}`", self.argv))
+        self.child
+            .try_wait()
+            .with_context(|| format!("waiting for `{}`", self.argv))
     }
 
     /// Kills the child if it still runs and reaps it.
@@ -134,7 +143,12 @@ pub(crate) fn supervise(child: &mut ChildGuard, watch: Watch<'_>) -> Result<Supe
     let (tx, rx) = mpsc::channel();
     spawn_stdout_reader(stdout, tx.clone());
     spawn_stderr_reader(stderr, tx);
-    let mut state = State { watch, splitter: LineSplitter::default(), log: ConsoleLog::default(), stderr: Vec::new() };
+    let mut state = State {
+        watch,
+        splitter: LineSplitter::default(),
+        log: ConsoleLog::default(),
+        stderr: Vec::new(),
+    };
     let ended = match state.pump(&rx)? {
         Some(ended) => ended,
         None => state.wait_exit(child)?,
@@ -144,7 +158,11 @@ pub(crate) fn supervise(child: &mut ChildGuard, watch: Watch<'_>) -> Result<Supe
     if let Some(last) = state.splitter.finish() {
         state.record(&last);
     }
-    Ok(Supervised { ended, log: state.log.into_text(), stderr: state.stderr })
+    Ok(Supervised {
+        ended,
+        log: state.log.into_text(),
+        stderr: state.stderr,
+    })
 }
 
 struct State<'a> {
@@ -158,7 +176,10 @@ impl State<'_> {
     /// Handles events until stdout ends (`None`) or the run must stop (`Some`).
     fn pump(&mut self, rx: &Receiver<Event>) -> Result<Option<Ended>> {
         loop {
-            let left = self.watch.deadline.saturating_duration_since(Instant::now());
+            let left = self
+                .watch
+                .deadline
+                .saturating_duration_since(Instant::now());
             let event = match rx.recv_timeout(left) {
                 Ok(event) => event,
                 Err(RecvTimeoutError::Timeout) => return Ok(Some(Ended::Timeout)),
@@ -192,7 +213,11 @@ impl State<'_> {
     }
 
     fn matching_stop(&self, text: &str) -> Option<&str> {
-        self.watch.stop_on.iter().map(String::as_str).find(|p| text.contains(p))
+        self.watch
+            .stop_on
+            .iter()
+            .map(String::as_str)
+            .find(|p| text.contains(p))
     }
 
     fn record(&mut self, line: &str) {
@@ -283,7 +308,9 @@ mod tests {
 
     fn sh(script: &str) -> ChildGuard {
         let mut cmd = Command::new("sh");
-        cmd.args(["-c", script]).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(["-c", script])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         ChildGuard::spawn(&mut cmd).unwrap()
     }
 
@@ -306,7 +333,11 @@ mod tests {
     #[test]
     fn exit_status_and_log() {
         let (s, _) = run("printf 'a\\r\\nb\\n'; printf partial; exit 3", 10, &[], &[]);
-        assert!(matches!(s.ended, Ended::Exited(st) if st.code() == Some(3)), "{:?}", s.ended);
+        assert!(
+            matches!(s.ended, Ended::Exited(st) if st.code() == Some(3)),
+            "{:?}",
+            s.ended
+        );
         assert_eq!(s.log, "a\nb\npartial\n");
     }
 
@@ -320,15 +351,33 @@ mod tests {
 
     #[test]
     fn stop_pattern_ends_early_even_without_newline() {
-        let (s, took) = run("echo one; printf 'Shell> '; exec sleep 60", 30, &["Shell>".into()], &[]);
-        assert!(matches!(&s.ended, Ended::Stopped(r) if r.contains("Shell>")), "{:?}", s.ended);
+        let (s, took) = run(
+            "echo one; printf 'Shell> '; exec sleep 60",
+            30,
+            &["Shell>".into()],
+            &[],
+        );
+        assert!(
+            matches!(&s.ended, Ended::Stopped(r) if r.contains("Shell>")),
+            "{:?}",
+            s.ended
+        );
         assert!(took < Duration::from_secs(5), "took {took:?}");
     }
 
     #[test]
     fn fatal_stderr_line_ends_the_run() {
-        let (s, took) = run("echo 'KVM internal error. Suberror: 1' >&2; exec sleep 60", 30, &[], &["KVM internal error"]);
-        assert!(matches!(&s.ended, Ended::Fatal(l) if l.contains("Suberror")), "{:?}", s.ended);
+        let (s, took) = run(
+            "echo 'KVM internal error. Suberror: 1' >&2; exec sleep 60",
+            30,
+            &[],
+            &["KVM internal error"],
+        );
+        assert!(
+            matches!(&s.ended, Ended::Fatal(l) if l.contains("Suberror")),
+            "{:?}",
+            s.ended
+        );
         assert!(took < Duration::from_secs(5), "took {took:?}");
         assert_eq!(s.stderr, vec!["KVM internal error. Suberror: 1"]);
     }
@@ -353,7 +402,11 @@ mod tests {
             log_file: None,
         };
         let s = supervise(&mut child, watch).unwrap();
-        assert!(matches!(&s.ended, Ended::Stopped(r) if r == "saw b"), "{:?}", s.ended);
+        assert!(
+            matches!(&s.ended, Ended::Stopped(r) if r == "saw b"),
+            "{:?}",
+            s.ended
+        );
         assert_eq!(seen[..2], ["a", "b"]);
     }
 }

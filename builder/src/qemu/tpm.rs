@@ -29,15 +29,22 @@ impl Swtpm {
     /// Manufactures a fresh TPM state in `dir` (created, mode 0700) with `swtpm_setup`, then
     /// starts `swtpm` on it and waits for its control socket.
     pub(crate) fn start(dir: &Path) -> Result<Self> {
-        fs::create_dir_all(dir).with_context(|| format!("creating the swtpm state directory {}", dir.display()))?;
+        fs::create_dir_all(dir)
+            .with_context(|| format!("creating the swtpm state directory {}", dir.display()))?;
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
             .with_context(|| format!("setting the mode of {}", dir.display()))?;
         if dir.to_string_lossy().contains(',') {
-            bail!("swtpm state directory {} contains a comma, which swtpm options cannot carry", dir.display());
+            bail!(
+                "swtpm state directory {} contains a comma, which swtpm options cannot carry",
+                dir.display()
+            );
         }
         let socket = dir.join("sock");
         if socket.as_os_str().len() > SOCKET_PATH_MAX {
-            bail!("swtpm socket path {} is too long for a Unix socket; use a shorter work directory", socket.display());
+            bail!(
+                "swtpm socket path {} is too long for a Unix socket; use a shorter work directory",
+                socket.display()
+            );
         }
         tool::run(
             Command::new("swtpm_setup")
@@ -56,7 +63,10 @@ impl Swtpm {
         let mut child = ChildGuard::spawn(&mut cmd)?;
         wait_for_socket(&mut child, &socket, dir)?;
         tracing::info!(pid = child.id(), socket = %socket.display(), "swtpm running");
-        Ok(Self { _process: child, socket })
+        Ok(Self {
+            _process: child,
+            socket,
+        })
     }
 
     /// The control socket QEMU's `-chardev socket` connects to.
@@ -77,10 +87,18 @@ fn wait_for_socket(child: &mut ChildGuard, socket: &Path, dir: &Path) -> Result<
     while !socket.exists() {
         if let Some(status) = child.try_wait()? {
             let log = fs::read(dir.join("swtpm.stderr")).unwrap_or_default();
-            bail!("`{}` exited ({status}) before creating its socket: {}", child.argv(), tool::stderr_tail(&log));
+            bail!(
+                "`{}` exited ({status}) before creating its socket: {}",
+                child.argv(),
+                tool::stderr_tail(&log)
+            );
         }
         if start.elapsed() > SOCKET_WAIT {
-            bail!("`{}` did not create {} within {SOCKET_WAIT:?}", child.argv(), socket.display());
+            bail!(
+                "`{}` did not create {} within {SOCKET_WAIT:?}",
+                child.argv(),
+                socket.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(10));
     }
