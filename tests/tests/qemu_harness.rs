@@ -30,11 +30,11 @@ use sha2::{Digest, Sha256};
 const TEST_LIMIT: Duration = Duration::from_secs(420);
 /// Boot timeout for runs that must finish (TCG on 2 shared cores is slow).
 const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
-/// ESP partition: starts at 1 MiB, 46 MiB long, in a 48 MiB disk.
+/// ESP partition: starts at 1 MiB, 46 MiB long.
 const ESP_START_LBA: u64 = 2048;
 const ESP_SECTORS: u64 = 46 * 2048;
-const DISK_BYTES: u64 = 48 << 20;
 const ESP_TYPE: &str = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
+const LINUX_FS_TYPE: &str = "0FC63DAF-8483-4772-8E79-3D69D8477DE4";
 
 /// One TCG boot at a time, so boots do not starve each other of the two cores.
 static BOOT_LOCK: Mutex<()> = Mutex::new(());
@@ -149,6 +149,12 @@ fn extract_kernel(tar: &Path, release: &str, dir: &Path) -> PathBuf {
 
 /// A GPT disk with one FAT32 ESP holding `files` (ESP path like `::/EFI/BOOT/BOOTX64.EFI`).
 fn esp_disk(dir: &Path, dirs: &[&str], files: &[(&Path, &str)]) -> PathBuf {
+    gpt_disk(dir, dirs, files, None)
+}
+
+/// A GPT disk: a FAT32 ESP holding `files`, then optionally `second` (an image file) as
+/// partition 2 (Linux filesystem type).
+fn gpt_disk(dir: &Path, dirs: &[&str], files: &[(&Path, &str)], second: Option<&Path>) -> PathBuf {
     let esp = dir.join("esp.img");
     File::create(&esp)
         .unwrap()
@@ -162,10 +168,35 @@ fn esp_disk(dir: &Path, dirs: &[&str], files: &[(&Path, &str)]) -> PathBuf {
     for (src, dst) in files {
         run(Command::new("mcopy").args(["-i", img]).arg(src).arg(dst));
     }
+    let mut parts = vec![(esp.clone(), ESP_TYPE)];
+    parts.extend(second.map(|p| (p.to_path_buf(), LINUX_FS_TYPE)));
+    let disk = write_gpt(dir, &parts);
+    fs::remove_file(&esp).unwrap();
+    disk
+}
+
+/// Writes `disk.raw` with the partition images one after another from LBA 2048, each
+/// rounded up to 1 MiB, plus 1 MiB at the end for the backup GPT.
+fn write_gpt(dir: &Path, parts: &[(PathBuf, &str)]) -> PathBuf {
+    const MIB_SECTORS: u64 = 2048;
+    let mut script = String::from("label: gpt\n");
+    let mut lba = ESP_START_LBA;
+    let mut placed = Vec::new();
+    for (image, type_guid) in parts {
+        let sectors = fs::metadata(image)
+            .unwrap()
+            .len()
+            .div_ceil(512 * MIB_SECTORS)
+            * MIB_SECTORS;
+        script.push_str(&format!("start={lba}, size={sectors}, type={type_guid}\n"));
+        placed.push((image, lba));
+        lba += sectors;
+    }
     let disk = dir.join("disk.raw");
-    File::create(&disk).unwrap().set_len(DISK_BYTES).unwrap();
-    let script =
-        format!("label: gpt\nstart={ESP_START_LBA}, size={ESP_SECTORS}, type={ESP_TYPE}\n");
+    File::create(&disk)
+        .unwrap()
+        .set_len((lba + MIB_SECTORS) * 512)
+        .unwrap();
     let mut sfdisk = Command::new("sfdisk")
         .args(["-q"])
         .arg(&disk)
@@ -178,11 +209,15 @@ fn esp_disk(dir: &Path, dirs: &[&str], files: &[(&Path, &str)]) -> PathBuf {
         .unwrap()
         .write_all(script.as_bytes())
         .unwrap();
-    assert!(sfdisk.wait().unwrap().success(), "sfdisk failed");
+    assert!(
+        sfdisk.wait().unwrap().success(),
+        "sfdisk failed on:\n{script}"
+    );
     let mut f = fs::OpenOptions::new().write(true).open(&disk).unwrap();
-    f.seek(SeekFrom::Start(ESP_START_LBA * 512)).unwrap();
-    f.write_all(&fs::read(&esp).unwrap()).unwrap();
-    fs::remove_file(&esp).unwrap();
+    for (image, lba) in placed {
+        f.seek(SeekFrom::Start(lba * 512)).unwrap();
+        f.write_all(&fs::read(image).unwrap()).unwrap();
+    }
     disk
 }
 
@@ -466,4 +501,116 @@ fn tpm_is_visible_to_firmware_and_kernel() {
         "firmware passed no TPM event log:\n{tail}"
     );
     assert_cleaned_up(dir.path(), &work);
+}
+
+/// PID 1 of the throw-away initramfs in `fixture_init_runs_from_a_read_only_erofs_root`: loads
+/// the fixture's modules with modprobe (so its modules.dep must be right), mounts partition 2
+/// (erofs) read-only and switch_roots into the fixture's /sbin/init.
+const TEST_INITRAMFS_INIT: &str = r#"#!/bin/sh
+export PATH=/bin:/sbin
+fail() { echo "NODEIMG-TEST-INIT-FAILED: $*"; busybox poweroff -f; busybox sleep 60; }
+busybox mount -t proc proc /proc
+busybox mount -t sysfs sysfs /sys
+busybox mount -t devtmpfs devtmpfs /dev
+for m in virtio_pci virtio_blk erofs; do busybox modprobe "$m" || fail "modprobe $m"; done
+i=0
+while [ ! -b /dev/vda2 ]; do
+  i=$((i + 1)); [ "$i" -gt 30 ] && fail "no /dev/vda2"; busybox sleep 1
+done
+busybox mkdir -p /newroot
+busybox mount -t erofs -o ro /dev/vda2 /newroot || fail "mounting /dev/vda2"
+busybox umount /proc /sys
+busybox mount -o move /dev /newroot/dev || fail "moving /dev"
+exec busybox switch_root /newroot /sbin/init
+"#;
+
+/// The fixture's /sbin/init, run from a read-only erofs root made of the fixture tar, checked
+/// through the `nodeimg boot` command itself (in process): it must report the marker lines,
+/// a read-only erofs `/`, and power off.
+#[test]
+fn fixture_init_runs_from_a_read_only_erofs_root() {
+    let _w = watchdog("fixture_init_runs_from_a_read_only_erofs_root", TEST_LIMIT);
+    let Some((tar, release)) = prerequisites() else {
+        return;
+    };
+    if !have_tools(&["mkfs.erofs", "cpio", "sh"]) {
+        return;
+    }
+    let (dir, work) = dirs();
+    let d = dir.path();
+    let kernel = extract_kernel(&tar, &release, d);
+    // Root: the whole fixture as erofs. Initramfs: the fixture minus /boot, plus /init.
+    for (sub, exclude) in [("tree", None), ("initramfs", Some("--exclude=./boot"))] {
+        fs::create_dir(d.join(sub)).unwrap();
+        run(Command::new("tar")
+            .arg("-xf")
+            .arg(&tar)
+            .arg("-C")
+            .arg(d.join(sub))
+            .args(exclude));
+    }
+    run(Command::new("mkfs.erofs")
+        .arg(d.join("root.erofs"))
+        .arg(d.join("tree")));
+    let init = d.join("initramfs/init");
+    fs::write(&init, TEST_INITRAMFS_INIT).unwrap();
+    fs::set_permissions(&init, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    run(Command::new("sh")
+        .args([
+            "-c",
+            "cd \"$1\" && find . | cpio -o -H newc --quiet > \"$2\"",
+            "sh",
+        ])
+        .arg(d.join("initramfs"))
+        .arg(d.join("initrd.cpio")));
+    let nsh = d.join("startup.nsh");
+    let cmdline = "console=ttyS0 panic=-1 initrd=\\initrd.cpio";
+    fs::write(&nsh, format!("fs0:\r\n\\vmlinuz.efi {cmdline}\r\n")).unwrap();
+    let files = [
+        (kernel.as_path(), "::/vmlinuz.efi"),
+        (&d.join("initrd.cpio"), "::/initrd.cpio"),
+        (&nsh, "::/startup.nsh"),
+    ];
+    let disk = gpt_disk(d, &[], &files, Some(&d.join("root.erofs")));
+    let console = d.join("console.log");
+
+    let argv = [
+        "nodeimg",
+        "boot",
+        disk.to_str().unwrap(),
+        "--accel",
+        "tcg",
+        "--timeout",
+        "240",
+        "--expect",
+        "NODEIMG-FIXTURE-BOOTED",
+        "--expect",
+        "NODEIMG-FIXTURE-RO-OK",
+        "--expect",
+        "NODEIMG-FIXTURE-POWEROFF",
+        "--fail-on",
+        "NODEIMG-TEST-INIT-FAILED",
+        "--fail-on",
+        "NODEIMG-FIXTURE-WRITABLE",
+        "--console-log",
+        console.to_str().unwrap(),
+    ];
+    let cli = <builder::cli::Cli as clap::Parser>::try_parse_from(argv).unwrap();
+    let _lock = BOOT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let result = builder::cli::run(cli);
+    let log = fs::read_to_string(&console).unwrap_or_default();
+    assert!(
+        result.is_ok(),
+        "nodeimg boot failed: {:#}",
+        result.unwrap_err()
+    );
+    let root_line = log
+        .lines()
+        .find(|l| l.starts_with("root="))
+        .unwrap_or_default();
+    assert!(
+        root_line.starts_with("root=/dev/vda2 / erofs ro"),
+        "{root_line:?}\n{log}"
+    );
+    assert_cleaned_up(d, &work);
 }
