@@ -35,8 +35,12 @@ pub const DEFAULT_OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 /// The QEMU binary looked up on PATH.
 pub const QEMU: &str = "qemu-system-x86_64";
 
-/// QEMU stderr text after which the guest can make no progress (QEMU would sit paused).
-const FATAL_STDERR: &[&str] = &["KVM internal error"];
+/// QEMU's stderr message when KVM cannot execute the guest (QEMU then sits paused).
+const KVM_FAULT: &str = "KVM internal error";
+/// QEMU stderr texts after which the guest can make no progress.
+const FATAL_STDERR: &[&str] = &[KVM_FAULT];
+/// QEMU stderr lines quoted when QEMU exits with an error.
+const STDERR_QUOTED: usize = 5;
 /// How long the KVM probe may take to reach OVMF's boot manager.
 const KVM_PROBE_TIMEOUT: Duration = Duration::from_secs(20);
 /// The console text that shows OVMF ran to its boot manager.
@@ -263,7 +267,7 @@ fn copy_vars(template: &Path, dir: &Path) -> Result<PathBuf> {
 }
 
 fn outcome(ended: Ended, stderr: &[String]) -> Outcome {
-    let tail = stderr.join("\n");
+    let tail = stderr[stderr.len().saturating_sub(STDERR_QUOTED)..].join("\n");
     match ended {
         Ended::Exited(status) if status.success() => Outcome::PoweredOff,
         Ended::Exited(status) => Outcome::QemuError {
@@ -271,8 +275,14 @@ fn outcome(ended: Ended, stderr: &[String]) -> Outcome {
         },
         Ended::Stopped(reason) => Outcome::Stopped { reason },
         Ended::Timeout => Outcome::Timeout,
+        Ended::Fatal(line) if line.contains(KVM_FAULT) => Outcome::QemuError {
+            message: format!(
+                "{QEMU}: {line}: KVM cannot run this guest on this host (nested \
+                 virtualization?); use --accel tcg"
+            ),
+        },
         Ended::Fatal(line) => Outcome::QemuError {
-            message: format!("{QEMU} reported {line:?}: {tail}"),
+            message: format!("{QEMU}: {line}"),
         },
     }
 }

@@ -79,11 +79,11 @@ pub fn run(args: Args, g: Globals) -> Result<ExitCode> {
     if report.problems.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
-    let tail = qemu::tail_lines(&result.log, TAIL_LINES).join("\n");
-    Err(anyhow!(
-        "{}\nlast {TAIL_LINES} console lines:\n{tail}",
-        report.problems.join("; ")
-    ))
+    let tail = match qemu::tail_lines(&result.log, TAIL_LINES).join("\n") {
+        t if t.trim().is_empty() => "(the console stayed empty)".to_string(),
+        t => format!("last {TAIL_LINES} console lines:\n{t}"),
+    };
+    Err(anyhow!("{}\n{tail}", report.problems.join("; ")))
 }
 
 /// Which expected and failure texts the console showed.

@@ -1,6 +1,9 @@
 //! Serial console text: splitting the byte stream into lines, removing terminal control
 //! sequences (OVMF and the UEFI shell draw with ANSI escapes), and a size-capped log.
 
+/// Longest console line kept whole; a guest printing more without a newline gets it cut.
+pub(crate) const MAX_LINE: usize = 64 << 10;
+
 /// Splits a byte stream into lines. Bytes after the last newline stay pending.
 #[derive(Debug, Default)]
 pub(crate) struct LineSplitter {
@@ -9,13 +12,18 @@ pub(crate) struct LineSplitter {
 
 impl LineSplitter {
     /// Appends `bytes` and returns every line it completed, cleaned with [`clean_line`].
+    /// Text longer than [`MAX_LINE`] without a newline is cut into a line of its own.
     pub(crate) fn push(&mut self, bytes: &[u8]) -> Vec<String> {
         self.pending.extend_from_slice(bytes);
         let mut lines = Vec::new();
-        while let Some(pos) = self.pending.iter().position(|&b| b == b'\n') {
-            let rest = self.pending.split_off(pos + 1);
-            let line = std::mem::replace(&mut self.pending, rest);
-            lines.push(clean_line(&line[..pos]));
+        let mut start = 0;
+        while let Some(pos) = self.pending[start..].iter().position(|&b| b == b'\n') {
+            lines.push(clean_line(&self.pending[start..start + pos]));
+            start += pos + 1;
+        }
+        self.pending.drain(..start);
+        if self.pending.len() > MAX_LINE {
+            lines.push(clean_line(&std::mem::take(&mut self.pending)));
         }
         lines
     }
@@ -128,6 +136,16 @@ mod tests {
         assert_eq!(s.push(b""), Vec::<String>::new());
         assert_eq!(s.finish().as_deref(), Some("four"));
         assert_eq!(s.finish(), None);
+    }
+
+    #[test]
+    fn overlong_lines_are_cut() {
+        let mut s = LineSplitter::default();
+        assert!(s.push(&vec![b'x'; MAX_LINE]).is_empty());
+        let lines = s.push(b"yy");
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].len(), MAX_LINE + 2);
+        assert_eq!(s.pending(), "");
     }
 
     #[test]
