@@ -1,13 +1,382 @@
-//! `nodeimg boot` (filled in by its owner).
+//! `nodeimg boot`: boot a disk image under QEMU + OVMF and check its serial console.
 
+use std::io::IsTerminal;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{anyhow, Result};
+use serde_json::json;
 
 use super::Globals;
+use crate::qemu::{self, Accel, BootResult, BootSpec, ObservedPcrs, Outcome};
 
-/// boot (placeholder).
+/// Console texts that fail every boot.
+pub const DEFAULT_FAIL_ON: &[&str] = &["nodeimg-init: error:", "Kernel panic"];
+/// Console lines quoted in a failure message.
+const TAIL_LINES: usize = 20;
+
+/// Boot a disk image under QEMU + OVMF (optionally with a software TPM) and check the serial
+/// console: exit 0 when every --expect text appeared and no --fail-on text did.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Raw disk image to boot; never modified (QEMU writes to a throw-away snapshot).
+    #[arg(value_name = "DISK")]
+    pub disk: PathBuf,
+    /// Kill QEMU and fail after this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub timeout: u64,
+    /// Attach a software TPM 2.0 (swtpm) with the SHA-256 and SHA-384 PCR banks active.
+    #[arg(long)]
+    pub tpm: bool,
+    /// OVMF firmware code, without Secure Boot.
+    #[arg(long, value_name = "FILE", default_value = qemu::DEFAULT_OVMF_CODE)]
+    pub ovmf_code: PathBuf,
+    /// OVMF variable store template; the guest boots with a temporary copy.
+    #[arg(long, value_name = "FILE", default_value = qemu::DEFAULT_OVMF_VARS)]
+    pub ovmf_vars: PathBuf,
+    /// How QEMU runs the guest; auto uses KVM only when a probe boot shows it works.
+    #[arg(long, value_enum, value_name = "ACCEL", default_value_t = Accel::Auto)]
+    pub accel: Accel,
+    /// Text the console must show (repeatable); the boot stops once all have appeared.
+    #[arg(long = "expect", value_name = "TEXT")]
+    pub expect: Vec<String>,
+    /// Text that fails the boot as soon as it appears (repeatable); always also
+    /// "nodeimg-init: error:" and "Kernel panic".
+    #[arg(long = "fail-on", value_name = "TEXT")]
+    pub fail_on: Vec<String>,
+    /// Write the serial console to FILE as it arrives.
+    #[arg(long, value_name = "FILE")]
+    pub console_log: Option<PathBuf>,
+}
 
-pub fn run(_args: Args, _g: Globals) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`nodeimg boot` is not implemented yet")
+/// Boots, prints the summary (or JSON), and fails with the console tail when the check fails.
+pub fn run(args: Args, g: Globals) -> Result<ExitCode> {
+    let mut check = ConsoleCheck::new(args.expect.clone(), &args.fail_on);
+    let spec = BootSpec {
+        timeout: Duration::from_secs(args.timeout),
+        accel: args.accel,
+        tpm: args.tpm,
+        ovmf_code: args.ovmf_code.clone(),
+        ovmf_vars: args.ovmf_vars.clone(),
+        console_log: args.console_log.clone(),
+        ..BootSpec::new(&args.disk)
+    };
+    let echo = !g.json && std::io::stderr().is_terminal();
+    let result = qemu::boot_streaming(&spec, &mut |line| {
+        if echo {
+            eprintln!("{line}");
+        }
+        check.line(line)
+    })?;
+    let report = Report::new(&check, &result, args.timeout);
+    if g.json {
+        println!("{}", serde_json::to_string_pretty(&report.json(&result))?);
+    } else {
+        report.print_human(&result);
+    }
+    if report.problems.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let tail = match qemu::tail_lines(&result.log, TAIL_LINES).join("\n") {
+        t if t.trim().is_empty() => "(the console stayed empty)".to_string(),
+        t => format!("last {TAIL_LINES} console lines:\n{t}"),
+    };
+    Err(anyhow!("{}\n{tail}", report.problems.join("; ")))
+}
+
+/// Which expected and failure texts the console showed.
+#[derive(Debug)]
+struct ConsoleCheck {
+    expect: Vec<String>,
+    fail_on: Vec<String>,
+    seen: Vec<bool>,
+    failed: Vec<String>,
+}
+
+impl ConsoleCheck {
+    fn new(expect: Vec<String>, extra_fail_on: &[String]) -> Self {
+        let mut fail_on: Vec<String> = DEFAULT_FAIL_ON.iter().map(|s| s.to_string()).collect();
+        fail_on.extend(
+            extra_fail_on
+                .iter()
+                .filter(|f| !fail_on.contains(f))
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        Self {
+            seen: vec![false; expect.len()],
+            expect,
+            fail_on,
+            failed: Vec::new(),
+        }
+    }
+
+    /// Notes what `line` shows; `Break` once a failure text appeared or every expected text has.
+    fn line(&mut self, line: &str) -> ControlFlow<String> {
+        for (seen, text) in self.seen.iter_mut().zip(&self.expect) {
+            *seen |= line.contains(text.as_str());
+        }
+        for text in &self.fail_on {
+            if line.contains(text.as_str()) && !self.failed.contains(text) {
+                self.failed.push(text.clone());
+            }
+        }
+        if let Some(text) = self.failed.first() {
+            return ControlFlow::Break(format!("console showed failure text {text:?}"));
+        }
+        if !self.expect.is_empty() && self.seen.iter().all(|&s| s) {
+            return ControlFlow::Break("console showed every expected text".to_string());
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn seen(&self) -> Vec<&str> {
+        self.pick(true)
+    }
+
+    fn missing(&self) -> Vec<&str> {
+        self.pick(false)
+    }
+
+    fn pick(&self, want: bool) -> Vec<&str> {
+        self.expect
+            .iter()
+            .zip(&self.seen)
+            .filter(|(_, &s)| s == want)
+            .map(|(t, _)| t.as_str())
+            .collect()
+    }
+}
+
+/// The verdict on one boot.
+#[derive(Debug)]
+struct Report<'a> {
+    check: &'a ConsoleCheck,
+    pcrs: Option<ObservedPcrs>,
+    problems: Vec<String>,
+}
+
+impl<'a> Report<'a> {
+    fn new(check: &'a ConsoleCheck, result: &BootResult, timeout_s: u64) -> Self {
+        let mut problems = Vec::new();
+        if !check.failed.is_empty() {
+            problems.push(format!(
+                "console showed failure text {}",
+                quoted(&check.failed)
+            ));
+        }
+        let missing = check.missing();
+        if !missing.is_empty() {
+            problems.push(format!(
+                "expected text never appeared: {}",
+                quoted(&missing)
+            ));
+        }
+        match &result.outcome {
+            Outcome::Timeout => {
+                problems.push(format!("timed out after {timeout_s} s (QEMU killed)"))
+            }
+            Outcome::QemuError { message } => problems.push(message.clone()),
+            Outcome::PoweredOff | Outcome::Stopped { .. } => {}
+        }
+        let pcrs = result.pcrs().unwrap_or_else(|e| {
+            problems.push(format!("{e:#}"));
+            None
+        });
+        Self {
+            check,
+            pcrs,
+            problems,
+        }
+    }
+
+    fn json(&self, result: &BootResult) -> serde_json::Value {
+        json!({
+            "outcome": result.outcome.kind(),
+            "ok": self.problems.is_empty(),
+            "seen": self.check.seen(),
+            "missing": self.check.missing(),
+            "failed_on": self.check.failed,
+            "problems": self.problems,
+            "pcrs": self.pcrs,
+            "accel": result.accel,
+            "duration_s": (result.duration.as_secs_f64() * 10.0).round() / 10.0,
+        })
+    }
+
+    fn print_human(&self, result: &BootResult) {
+        let verdict = if self.problems.is_empty() {
+            "ok"
+        } else {
+            "FAILED"
+        };
+        println!(
+            "boot {verdict}: {} after {:.1} s ({})",
+            result.outcome.kind(),
+            result.duration.as_secs_f64(),
+            result.accel.as_str()
+        );
+        for (label, texts) in [
+            ("seen", self.check.seen()),
+            ("missing", self.check.missing()),
+        ] {
+            if !texts.is_empty() {
+                println!("  {label}: {}", quoted(&texts));
+            }
+        }
+        if let Some(pcrs) = &self.pcrs {
+            for (bank, values) in &pcrs.0 {
+                let list: Vec<String> = values.keys().map(u32::to_string).collect();
+                println!("  pcrs {bank}: {}", list.join(" "));
+            }
+        }
+    }
+}
+
+fn quoted<S: AsRef<str>>(texts: &[S]) -> String {
+    texts
+        .iter()
+        .map(|t| format!("{:?}", t.as_ref()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(expect: &[&str], lines: &[&str]) -> (ConsoleCheck, Option<String>) {
+        let mut c = ConsoleCheck::new(
+            expect.iter().map(|s| s.to_string()).collect(),
+            &["BAD".to_string()],
+        );
+        let mut stopped = None;
+        for l in lines {
+            if let ControlFlow::Break(r) = c.line(l) {
+                stopped = Some(r);
+                break;
+            }
+        }
+        (c, stopped)
+    }
+
+    #[test]
+    fn console_check_table() {
+        let (c, stop) = check(&["A", "B"], &["xx A", "nothing", "B yy", "later"]);
+        assert_eq!((c.seen(), c.missing()), (vec!["A", "B"], vec![]));
+        assert_eq!(stop.as_deref(), Some("console showed every expected text"));
+
+        let (c, stop) = check(
+            &["A", "B"],
+            &["A", "[ 1.0] Kernel panic - not syncing", "B"],
+        );
+        assert_eq!((c.seen(), c.missing()), (vec!["A"], vec!["B"]));
+        assert_eq!(c.failed, vec!["Kernel panic"]);
+        assert!(stop.unwrap().contains("Kernel panic"));
+
+        let (c, stop) = check(&[], &["BAD thing", "x"]);
+        assert_eq!(c.failed, vec!["BAD"]);
+        assert!(stop.is_some());
+
+        let (c, stop) = check(&[], &["fine", "also fine"]);
+        assert!(c.failed.is_empty() && stop.is_none());
+    }
+
+    #[test]
+    fn default_fail_on_is_not_duplicated() {
+        let c = ConsoleCheck::new(vec![], &["Kernel panic".to_string(), "x".to_string()]);
+        assert_eq!(c.fail_on, vec!["nodeimg-init: error:", "Kernel panic", "x"]);
+    }
+
+    fn result(outcome: Outcome, log: &str) -> BootResult {
+        BootResult {
+            log: log.to_string(),
+            outcome,
+            duration: Duration::from_millis(1234),
+            accel: Accel::Tcg,
+        }
+    }
+
+    #[test]
+    fn report_table() {
+        let (ok_check, _) = check(&["A"], &["A"]);
+        let (missing_check, _) = check(&["A"], &["b"]);
+        let (none_check, _) = check(&[], &[]);
+        let stopped = Outcome::Stopped { reason: "r".into() };
+        let cases: &[(&ConsoleCheck, Outcome, &str, &[&str])] = &[
+            (&ok_check, stopped.clone(), "A\n", &[]),
+            (&none_check, Outcome::PoweredOff, "", &[]),
+            (
+                &missing_check,
+                Outcome::PoweredOff,
+                "b\n",
+                &["never appeared: \"A\""],
+            ),
+            (
+                &none_check,
+                Outcome::Timeout,
+                "",
+                &["timed out after 300 s"],
+            ),
+            (
+                &none_check,
+                Outcome::QemuError {
+                    message: "qemu broke".into(),
+                },
+                "",
+                &["qemu broke"],
+            ),
+            (
+                &ok_check,
+                stopped,
+                "A\nNODEIMG-PCRS {oops\n",
+                &["NODEIMG-PCRS line (console line 2)"],
+            ),
+        ];
+        for (c, outcome, log, want) in cases {
+            let r = result(outcome.clone(), log);
+            let report = Report::new(c, &r, 300);
+            assert_eq!(report.problems.len(), want.len(), "{:?}", report.problems);
+            for (p, w) in report.problems.iter().zip(*want) {
+                assert!(p.contains(w), "{p:?} lacks {w:?}");
+            }
+            let j = report.json(&r);
+            assert_eq!(j["ok"], want.is_empty());
+            assert_eq!(j["duration_s"], 1.2);
+            assert_eq!(j["accel"], "tcg");
+        }
+    }
+
+    #[test]
+    fn args_parse() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from([
+            "nodeimg",
+            "boot",
+            "d.raw",
+            "--expect",
+            "A",
+            "--expect",
+            "B",
+            "--fail-on",
+            "C",
+            "--accel",
+            "tcg",
+            "--timeout",
+            "7",
+            "--json",
+        ])
+        .unwrap();
+        let crate::cli::Command::Boot(a) = cli.command else {
+            panic!("not boot")
+        };
+        assert_eq!(
+            (a.expect.len(), a.fail_on.len(), a.timeout, a.accel),
+            (2, 1, 7, Accel::Tcg)
+        );
+        assert_eq!(a.ovmf_code, PathBuf::from(qemu::DEFAULT_OVMF_CODE));
+        assert!(cli.json);
+    }
 }
