@@ -12,12 +12,28 @@ fn main() -> Result<()> {
     let [_, data, hash, salt, uuid] = &a[..] else {
         anyhow::bail!("usage: verity-format DATA HASH SALT_HEX UUID");
     };
-    let uuid: [u8; 16] = hex::decode(uuid.replace('-', ""))?.try_into().ok().context("UUID is 16 bytes")?;
-    let p = Params { data_block_size: 4096, hash_block_size: 4096, salt: hex::decode(salt)?, uuid };
+    let uuid: [u8; 16] = hex::decode(uuid.replace('-', ""))?
+        .try_into()
+        .ok()
+        .context("UUID is 16 bytes")?;
+    let p = Params {
+        data_block_size: 4096,
+        hash_block_size: 4096,
+        salt: hex::decode(salt)?,
+        uuid,
+    };
     let f = File::open(data).with_context(|| format!("opening {data}"))?;
     let len = f.metadata()?.len();
     let mut out = BufWriter::new(File::create(hash)?);
-    let info = format(Region { file: &f, offset: 0, len }, &mut out, &p)?;
+    let info = format(
+        Region {
+            file: &f,
+            offset: 0,
+            len,
+        },
+        &mut out,
+        &p,
+    )?;
     out.flush()?;
     println!("{}", hex::encode(info.root_hash));
     Ok(())
