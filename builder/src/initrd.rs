@@ -122,6 +122,9 @@ pub fn resolve_modules(dep: &str, builtin: &str, wanted: &[String]) -> Result<Re
     Ok(out)
 }
 
+/// (path, st_mode, data, (rdev major, rdev minor)) of one cpio member.
+type CpioItem<'a> = (&'a str, u32, &'a [u8], (u32, u32));
+
 /// A newc cpio with parent directories, `/dev/console`, then `files`, sorted by path; owner
 /// root, every timestamp `mtime`, inode numbers in order.
 pub fn newc(files: &[(String, Vec<u8>, u32)], mtime: u64) -> Vec<u8> {
@@ -135,7 +138,7 @@ pub fn newc(files: &[(String, Vec<u8>, u32)], mtime: u64) -> Vec<u8> {
     }
     dirs.sort();
     dirs.dedup();
-    let mut items: Vec<(&str, u32, &[u8], (u32, u32))> = dirs
+    let mut items: Vec<CpioItem<'_>> = dirs
         .iter()
         .map(|d| (d.as_str(), 0o040755, &[][..], (0, 0)))
         .collect();

@@ -201,7 +201,7 @@ fn fsck_erofs_extract_reproduces_the_input_tree() {
             .arg(&img),
     );
     let epoch = m["image"]["source_date_epoch"].as_u64().unwrap();
-    compare_trees(&tar, &x, epoch);
+    compare_trees(tar, &x, epoch);
 }
 
 /// Loads both with nodeimg's readers and compares entry by entry, contents included.
