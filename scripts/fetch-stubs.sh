@@ -6,7 +6,9 @@
 # Needs the bookworm-backports and trixie apt sources that scripts/setup.sh adds.
 set -euo pipefail
 cache=$(cd "$(dirname "$0")/.." && pwd)/.cache
-KERNEL=6.1.0-56-cloud-amd64
+# The current Debian cloud kernel ABI (the archive serves only the newest).
+KERNEL=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-[0-9]/ {sub("linux-image-", "", $2); print $2; exit}')
+[ -n "$KERNEL" ] || { echo "fetch-stubs.sh: cannot resolve linux-image-cloud-amd64 (run apt-get update)" >&2; exit 1; }
 
 # fetch SPEC DIR MARKER: apt-get download SPEC and dpkg -x it into DIR, unless DIR/MARKER exists
 fetch() {
@@ -31,5 +33,8 @@ for pair in 252:bookworm 254:bookworm-backports 257:trixie; do
 done
 
 fetch systemd-ukify/trixie "$cache/ukify" usr/bin/ukify
+[ -f "$cache/kernel/release" ] && [ "$(cat "$cache/kernel/release")" != "$KERNEL" ] && rm -rf "$cache/kernel"
 fetch "linux-image-$KERNEL" "$cache/kernel" "boot/vmlinuz-$KERNEL"
+ln -sfn "boot/vmlinuz-$KERNEL" "$cache/kernel/vmlinuz"
+echo "$KERNEL" > "$cache/kernel/release"
 echo "fetch-stubs.sh: inputs present under $cache" >&2

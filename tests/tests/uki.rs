@@ -10,7 +10,15 @@ use std::process::Command;
 use builder::uki::{self, Sections};
 use measurements::pe::Pe;
 
-const KERNEL: &str = "kernel/boot/vmlinuz-6.1.0-56-cloud-amd64";
+/// The kernel fetch-stubs.sh links to whatever Debian's current cloud kernel is.
+const KERNEL: &str = "kernel/vmlinuz";
+
+/// That kernel's release (`.cache/kernel/release`).
+fn kernel_release() -> String {
+    std::fs::read_to_string(cache().join("kernel/release"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
 const STUBS: [u32; 3] = [252, 254, 257];
 
 fn cache() -> PathBuf {
@@ -74,7 +82,7 @@ fn payload(kernel: &Path) -> Sections {
     Sections {
         osrel: b"ID=nodeimg\nNAME=\"nodeimg test\"\nVERSION_ID=1\n".to_vec(),
         cmdline: b"console=ttyS0 roothash=5fb1aa9e0a7c2c1b8d0d0fd1b1a1c1d1e1f101112131415161718191a1b1c1d".to_vec(),
-        uname: b"6.1.0-56-cloud-amd64".to_vec(),
+        uname: kernel_release().into_bytes(),
         linux: std::fs::read(kernel).unwrap(),
         // Not a multiple of 4: a single initrd is stored unpadded.
         initrd: noise(300_001, 7),
@@ -315,7 +323,7 @@ fn layout_with_257_stub_matches_spec_example() {
     assert_eq!(pe.offsets.check_sum, 0x98);
     let info = uki::read(&uki_bytes).unwrap();
     assert_eq!(info.stub_version.as_deref(), Some("257.13-1~deb13u1"));
-    assert_eq!(info.uname.as_deref(), Some("6.1.0-56-cloud-amd64"));
+    assert_eq!(info.uname, Some(kernel_release()));
 }
 
 #[test]
