@@ -12,6 +12,6 @@ mkdir -p "$(dirname "$out")"
 mode=root; [ "$(id -u)" = 0 ] || mode=unshare
 SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1700000000} mmdebstrap --quiet --mode="$mode" --variant=minbase \
   --include=systemd,systemd-sysv,udev,kmod,linux-image-cloud-amd64,systemd-boot-efi,iproute2,ca-certificates \
-  bookworm "$out.part" ${mirror:+"$mirror"}
-mv "$out.part" "$out"
+  bookworm "${out%.tar}.part.tar" ${mirror:+"$mirror"}
+mv "${out%.tar}.part.tar" "$out"
 echo "$out"

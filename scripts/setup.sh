@@ -30,7 +30,7 @@ fi
 
 pkgs=(ovmf swtpm swtpm-tools systemd-boot-efi cryptsetup-bin erofs-utils mtools fdisk
       tpm2-tools mmdebstrap busybox-static jq cpio kmod binutils zstd xz-utils util-linux
-      faketime dosfstools python3-pefile)
+      faketime dosfstools python3-pefile time)
 bpo_pkgs=(qemu-system-x86)
 missing=()
 for p in "${pkgs[@]}" "${bpo_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -166,8 +166,13 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
             },
         },
     };
-    staging.write_json("manifest.json", &m)?;
-    staging.commit(&["disk.raw", "uki.efi", "manifest.json"])?;
+    let manifest_sha = staging.write_json("manifest.json", &m)?;
+    let sha = |n: &str| m.artifacts[n].sha256.as_str();
+    staging.commit(&[
+        ("disk.raw", sha("disk.raw")),
+        ("uki.efi", sha("uki.efi")),
+        ("manifest.json", &manifest_sha),
+    ])?;
     progress.finish();
     Ok(Built {
         out_dir: opts.out_dir.clone(),

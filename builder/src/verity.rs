@@ -220,10 +220,20 @@ fn hash_leaves(data: Region<'_>, dbs: usize, salted: &Sha256) -> Result<Vec<u8>>
                 d.copy_from_slice(&salted.clone().chain_update(b).finalize());
             });
     };
-    if let Some(map) = Mapping::new(data) {
+    if mappable(data) {
+        // One window at a time, unmapped after hashing: resident memory stays at one window
+        // whatever the device size.
         let per = CHUNK / dbs * DIGEST;
-        for (chunk, dst) in map.bytes().chunks(CHUNK).zip(out.chunks_mut(per)) {
-            hash_into(chunk, dst);
+        for (i, dst) in out.chunks_mut(per).enumerate() {
+            let off = (i * CHUNK) as u64;
+            let len = (CHUNK as u64).min(data.len - off);
+            let map = Mapping::new(Region {
+                offset: data.offset + off,
+                len,
+                ..data
+            })
+            .context("mapping the verity data device")?;
+            hash_into(map.bytes(), dst);
         }
         return Ok(out);
     }
@@ -258,6 +268,13 @@ fn hash_leaves(data: Region<'_>, dbs: usize, salted: &Sha256) -> Result<Vec<u8>>
     Ok(out)
 }
 
+/// Whether `r` can be hashed from mappings: page-aligned and entirely inside the file (touching
+/// a mapped page past EOF raises SIGBUS; the read path reports a short file instead).
+fn mappable(r: Region<'_>) -> bool {
+    let size = r.file.metadata().map_or(0, |m| m.len());
+    r.offset % 4096 == 0 && r.len > 0 && r.offset.checked_add(r.len).is_some_and(|end| end <= size)
+}
+
 /// A read-only shared mapping of a page-aligned file region.
 struct Mapping {
     ptr: *mut libc::c_void,
@@ -271,9 +288,7 @@ impl Mapping {
     fn new(r: Region<'_>) -> Option<Self> {
         use std::os::fd::AsRawFd;
         let len = usize::try_from(r.len).ok()?;
-        // Never map past EOF: touching such pages raises SIGBUS; the read path reports it.
-        let size = r.file.metadata().ok()?.len();
-        if r.offset % 4096 != 0 || len == 0 || r.offset.checked_add(r.len)? > size {
+        if !mappable(r) {
             return None;
         }
         // SAFETY: a fresh read-only mapping of a file we hold open; checked for failure.

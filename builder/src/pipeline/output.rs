@@ -59,23 +59,22 @@ impl Staging {
         Ok(w)
     }
 
-    pub fn write_json<T: serde::Serialize>(&self, name: &str, v: &T) -> Result<()> {
+    /// Writes `v` as pretty JSON; returns the file's sha256 (hex).
+    pub fn write_json<T: serde::Serialize>(&self, name: &str, v: &T) -> Result<String> {
         let mut text = serde_json::to_string_pretty(v)?;
         text.push('\n');
-        std::fs::write(self.path(name), text).with_context(|| format!("writing {name}"))
+        std::fs::write(self.path(name), &text).with_context(|| format!("writing {name}"))?;
+        Ok(sha256_hex(text.as_bytes()))
     }
 
-    /// Writes `SHA256SUMS` over `names`, then renames each (and SHA256SUMS, last) into the
-    /// output directory.
-    pub fn commit(mut self, names: &[&str]) -> Result<()> {
-        let mut sums = String::new();
-        let mut sorted = names.to_vec();
+    /// Writes `SHA256SUMS` from the given (name, sha256 hex) pairs, then renames each file
+    /// (and SHA256SUMS, last) into the output directory.
+    pub fn commit(mut self, files: &[(&str, &str)]) -> Result<()> {
+        let mut sorted = files.to_vec();
         sorted.sort_unstable();
-        for n in &sorted {
-            sums += &format!("{}  {n}\n", hex::encode(sha256_file(&self.path(n))?));
-        }
+        let sums: String = sorted.iter().map(|(n, h)| format!("{h}  {n}\n")).collect();
         std::fs::write(self.path("SHA256SUMS"), sums)?;
-        for n in names.iter().chain(&["SHA256SUMS"]) {
+        for n in files.iter().map(|(n, _)| n).chain(&["SHA256SUMS"]) {
             let to = self.out_dir.join(n);
             std::fs::rename(self.path(n), &to)
                 .with_context(|| format!("moving {n} into {}", self.out_dir.display()))?;
