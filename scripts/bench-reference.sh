@@ -7,7 +7,7 @@ tar=$1 stub=$2 init=$3 mods=$4 w=$5
 rm -rf "$w" && mkdir -p "$w/root" "$w/initrd/lib/modules"
 tar -xpf "$tar" -C "$w/root" --numeric-owner --xattrs --xattrs-include='*'
 kernel=$(ls "$w"/root/boot/vmlinuz-* | head -n1) rel=${kernel##*/vmlinuz-}
-mkfs.erofs -q -T 1700000000 -U 12345678-1234-4234-8234-123456789abc "$w/root.erofs" "$w/root" >/dev/null
+mkfs.erofs --quiet -T1700000000 -U12345678-1234-4234-8234-123456789abc "$w/root.erofs" "$w/root" >/dev/null
 rh=$(veritysetup format --salt="$(printf '%064x' 7)" "$w/root.erofs" "$w/root.verity" | awk '/Root hash/ {print $3}')
 cp "$init" "$w/initrd/init"
 while read -r m; do install -D -m644 "$w/root/usr/lib/modules/$rel/$m" "$w/initrd/lib/modules/$rel/$m"; done < "$mods"

@@ -16,11 +16,14 @@ rootfs=$(scripts/make-bench-rootfs.sh)
 
 # best LABEL CMD…: runs CMD N times, prints "seconds maxrss_kib" of the fastest run
 best() {
-  local t s=999999 m=0
+  local t s=999999 m=0 f
+  f=$(mktemp)
   for _ in $(seq "$N"); do
-    t=$( { /usr/bin/time -f '%e %M' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -n1)
+    /usr/bin/time -o "$f" -f '%e %M' "$@" >/dev/null 2>&1 || { echo "bench.sh: failed: $*" >&2; exit 1; }
+    t=$(tail -n1 "$f")
     if awk -v a="${t% *}" -v b="$s" 'BEGIN{exit !(a<b)}'; then s=${t% *} m=${t#* }; fi
   done
+  rm -f "$f"
   echo "$s $m"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2fx", b/a}'; }

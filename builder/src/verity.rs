@@ -1,20 +1,18 @@
 //! dm-verity hash device (format 1, `veritysetup format`-compatible): 512-byte superblock,
-//! hash tree with the top level first, root hash. Leaves are hashed in parallel (rayon) while
-//! a reader thread streams the data device; only the digests (32 bytes per data block) are
-//! kept in memory.
+//! hash tree with the top level first, root hash. Leaves are read and hashed in parallel
+//! (rayon), one 1 MiB segment per task; only the digests (32 bytes per data block) are kept.
 
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
-use std::sync::mpsc;
 
 use anyhow::{bail, ensure, Context, Result};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 const DIGEST: usize = 32;
-/// Data read per batch handed to the hashing threads.
-const CHUNK: usize = 16 << 20;
+/// Data one hashing task reads and hashes at a time.
+const SEGMENT: usize = 1 << 20;
 
 /// Parameters of a verity hash device (SHA-256, hash type 1).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,123 +204,32 @@ fn compute(data: Region<'_>, p: &Params) -> Result<(Info, Vec<u8>)> {
     ))
 }
 
-/// Level-0 digests of every data block, concatenated. The data is mapped read-only and hashed
-/// straight from the page cache by the rayon pool; a region that cannot be mapped is read
-/// instead, with a reader thread keeping the next chunk coming.
+/// Level-0 digests of every data block, concatenated. Each rayon task reads one segment
+/// into a per-thread buffer with a positioned read and hashes it, so reading (the copy out
+/// of the page cache) is spread over the cores as well and memory stays at one buffer per
+/// thread whatever the device size.
 fn hash_leaves(data: Region<'_>, dbs: usize, salted: &Sha256) -> Result<Vec<u8>> {
+    thread_local!(static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) });
     let blocks = (data.len / dbs as u64) as usize;
+    let per_seg = SEGMENT / dbs;
     let mut out = vec![0u8; blocks * DIGEST];
-    let hash_into = |chunk: &[u8], dst: &mut [u8]| {
-        chunk
-            .par_chunks(dbs)
-            .zip(dst.par_chunks_mut(DIGEST))
-            .for_each(|(b, d)| {
-                d.copy_from_slice(&salted.clone().chain_update(b).finalize());
-            });
-    };
-    if mappable(data) {
-        // One window at a time, unmapped after hashing: resident memory stays at one window
-        // whatever the device size.
-        let per = CHUNK / dbs * DIGEST;
-        for (i, dst) in out.chunks_mut(per).enumerate() {
-            let off = (i * CHUNK) as u64;
-            let len = (CHUNK as u64).min(data.len - off);
-            let map = Mapping::new(Region {
-                offset: data.offset + off,
-                len,
-                ..data
-            })
-            .context("mapping the verity data device")?;
-            hash_into(map.bytes(), dst);
-        }
-        return Ok(out);
-    }
-    std::thread::scope(|s| -> Result<()> {
-        let (tx, rx) = mpsc::sync_channel::<std::io::Result<Vec<u8>>>(2);
-        s.spawn(move || {
-            let mut pos = 0u64;
-            while pos < data.len {
-                let n = CHUNK.min((data.len - pos) as usize);
-                let mut buf = vec![0u8; n];
-                let r = data
-                    .file
-                    .read_exact_at(&mut buf, data.offset + pos)
-                    .map(|()| buf);
-                let failed = r.is_err();
-                if tx.send(r).is_err() || failed {
-                    return;
+    out.par_chunks_mut(per_seg * DIGEST)
+        .enumerate()
+        .try_for_each(|(i, dst)| {
+            BUF.with_borrow_mut(|buf| {
+                let n = dst.len() / DIGEST * dbs;
+                buf.resize(n, 0);
+                let at = data.offset + (i * per_seg * dbs) as u64;
+                data.file
+                    .read_exact_at(&mut buf[..n], at)
+                    .with_context(|| format!("reading the verity data device at byte {at}"))?;
+                for (block, d) in buf[..n].chunks(dbs).zip(dst.chunks_mut(DIGEST)) {
+                    d.copy_from_slice(&salted.clone().chain_update(block).finalize());
                 }
-                pos += n as u64;
-            }
-        });
-        let mut at = 0;
-        for chunk in rx {
-            let chunk = chunk.context("reading the verity data device")?;
-            let n = chunk.len() / dbs * DIGEST;
-            hash_into(&chunk, &mut out[at..at + n]);
-            at += n;
-        }
-        ensure!(at == out.len(), "verity data device ended early");
-        Ok(())
-    })?;
+                Ok::<(), anyhow::Error>(())
+            })
+        })?;
     Ok(out)
-}
-
-/// Whether `r` can be hashed from mappings: page-aligned and entirely inside the file (touching
-/// a mapped page past EOF raises SIGBUS; the read path reports a short file instead).
-fn mappable(r: Region<'_>) -> bool {
-    let size = r.file.metadata().map_or(0, |m| m.len());
-    r.offset % 4096 == 0 && r.len > 0 && r.offset.checked_add(r.len).is_some_and(|end| end <= size)
-}
-
-/// A read-only shared mapping of a page-aligned file region.
-struct Mapping {
-    ptr: *mut libc::c_void,
-    len: usize,
-}
-
-// SAFETY: the mapping is read-only and only read through `bytes`.
-unsafe impl Sync for Mapping {}
-
-impl Mapping {
-    fn new(r: Region<'_>) -> Option<Self> {
-        use std::os::fd::AsRawFd;
-        let len = usize::try_from(r.len).ok()?;
-        if !mappable(r) {
-            return None;
-        }
-        // SAFETY: a fresh read-only mapping of a file we hold open; checked for failure.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_SHARED,
-                r.file.as_raw_fd(),
-                r.offset as libc::off_t,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return None;
-        }
-        // SAFETY: advice on our own mapping; failure is harmless.
-        unsafe { libc::madvise(ptr, len, libc::MADV_SEQUENTIAL) };
-        Some(Mapping { ptr, len })
-    }
-
-    fn bytes(&self) -> &[u8] {
-        // SAFETY: `ptr` maps `len` readable bytes for the lifetime of `self`. The file is our
-        // own staging file (or an image being inspected); if another process truncated it,
-        // reads would fault — the same contract every mmap-based hasher has.
-        unsafe { std::slice::from_raw_parts(self.ptr as *const u8, self.len) }
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: unmapping exactly what `new` mapped.
-        unsafe { libc::munmap(self.ptr, self.len) };
-    }
 }
 
 #[cfg(test)]
@@ -406,13 +313,12 @@ mod tests {
     }
 
     #[test]
-    fn mapped_and_read_paths_agree_and_a_short_file_is_an_error() {
+    fn offset_regions_agree_and_a_short_file_is_an_error() {
         let data: Vec<u8> = (0..200 * 4096u32).map(|i| (i % 253) as u8).collect();
         let mut f = tempfile::tempfile().unwrap();
         f.write_all(&[9; 100]).unwrap();
         f.write_all(&data).unwrap();
         let (mapped, _) = run(&data);
-        // Offset 100 is not page-aligned, so this goes through the read path.
         let mut out = Vec::new();
         let read = format(
             Region {
