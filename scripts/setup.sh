@@ -40,4 +40,12 @@ if [ ${#missing[@]} -gt 0 ] || [ $changed = 1 ]; then
   apt-get install -y -qq --no-install-recommends "${pkgs[@]}"
   apt-get install -y -qq --no-install-recommends -t bookworm-backports "${bpo_pkgs[@]}"
 fi
+# cosign 2.5 from trixie: a static Go binary, a leaf package (pinned low, taken explicitly).
+if ! command -v cosign >/dev/null; then
+  apt-get install -y -qq --no-install-recommends -t trixie cosign
+fi
+# The SEV-SNP oracle.
+if ! python3 -c 'import importlib.metadata as m; assert m.version("sev-snp-measure") == "0.0.13"' 2>/dev/null; then
+  python3 -m pip install -q sev-snp-measure==0.0.13
+fi
 echo "setup.sh: host packages present"

@@ -41,6 +41,11 @@ pub struct Built {
 
 /// Builds the image described by `cfg` into `opts.out_dir`.
 pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
+    anyhow::ensure!(
+        cfg.measurements.snp.is_none() && cfg.measurements.tdx.is_none() && cfg.signing_key.is_none(),
+        "{}: [measurements.snp], [measurements.tdx] and [signing] are not supported by this build yet",
+        cfg.file.display()
+    );
     let init = std::fs::read(&opts.init)
         .with_context(|| format!("reading nodeimg-init {}", opts.init.display()))?;
     crate::initbin::check_static(&init)
@@ -146,6 +151,11 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
             cmdline,
         },
         disk: placed,
+        pcrs: None,
+        pcr11_phases: None,
+        events: None,
+        snp: None,
+        tdx: None,
         initrd: manifest::Initrd {
             sha256: output::sha256_hex(&initrd_bytes),
             modules: modules.load_order,

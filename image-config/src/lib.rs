@@ -10,10 +10,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use resolve::{
-    DiskConfig, ImageConfig, KernelConfig, RootConfig, RootfsSource, StubSource, UkiConfig,
-    VerityConfig, DEFAULT_MODULES,
+    DiskConfig, ImageConfig, KernelConfig, MeasurementsConfig, RootConfig, RootfsSource, SnpConfig,
+    StubSource, TdxConfig, UkiConfig, VerityConfig, DEFAULT_MODULES,
 };
-pub use schema::{Filesystem, HashAlgorithm, OutputFormat, RawConfig, RootMode};
+pub use schema::{Bank, Filesystem, HashAlgorithm, OutputFormat, RawConfig, RootMode};
 
 /// A configuration problem: which file, which key, what is wrong, and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::schema::{Filesystem, HashAlgorithm, OutputFormat, RawConfig, RootMode, Size};
+use crate::schema::{Bank, Filesystem, HashAlgorithm, OutputFormat, RawConfig, RootMode, Size};
 use crate::{ConfigError, Env};
 
 /// Initrd modules loaded when `kernel.modules` is not set (plus `overlay` for
@@ -24,6 +24,35 @@ pub struct ImageConfig {
     pub root: RootConfig,
     pub verity: VerityConfig,
     pub disk: DiskConfig,
+    pub measurements: MeasurementsConfig,
+    /// Private key that signs manifest.json at the end of the build.
+    pub signing_key: Option<PathBuf>,
+}
+
+/// What the manifest predicts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeasurementsConfig {
+    /// PCR banks, sorted, unique (default sha256 and sha384).
+    pub banks: Vec<Bank>,
+    pub snp: Option<SnpConfig>,
+    pub tdx: Option<TdxConfig>,
+}
+
+/// Every combination of these is recorded. Names are checked by the builder against the
+/// launch-digest code (`measurements.snp.vcpu-types` etc. in its errors).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnpConfig {
+    pub ovmf: Vec<PathBuf>,
+    pub vcpus: Vec<u32>,
+    pub vcpu_types: Vec<String>,
+    pub vmm_types: Vec<String>,
+    pub guest_features: Vec<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TdxConfig {
+    pub ovmf: Vec<PathBuf>,
+    pub two_pass: bool,
 }
 
 /// Where the root filesystem comes from (paths are absolute or relative to the working dir).
@@ -154,6 +183,11 @@ pub(crate) fn resolve(
     }
     let verity = resolve_verity(&raw, file)?;
     let disk = resolve_disk(&raw, file)?;
+    let measurements = resolve_measurements(&raw, file, base)?;
+    let signing_key = match &raw.signing.key {
+        Some(k) => Some(existing(file, "signing.key", path(k), false)?),
+        None => None,
+    };
     Ok(ImageConfig {
         file: file.to_path_buf(),
         name,
@@ -166,6 +200,8 @@ pub(crate) fn resolve(
         root,
         verity,
         disk,
+        measurements,
+        signing_key,
     })
 }
 
@@ -323,4 +359,82 @@ fn hex_decode(s: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
         .collect()
+}
+
+fn resolve_measurements(
+    raw: &RawConfig,
+    file: &Path,
+    base: &Path,
+) -> Result<MeasurementsConfig, ConfigError> {
+    let m = &raw.measurements;
+    let mut banks = m
+        .banks
+        .clone()
+        .unwrap_or_else(|| vec![Bank::Sha256, Bank::Sha384]);
+    banks.sort();
+    banks.dedup();
+    if banks.is_empty() {
+        return Err(ConfigError::new(file, "measurements.banks", "no PCR bank")
+            .hint("list at least one of \"sha256\", \"sha384\""));
+    }
+    let files = |key: &str, list: &[String]| -> Result<Vec<PathBuf>, ConfigError> {
+        if list.is_empty() {
+            return Err(
+                ConfigError::new(file, key, "empty list").hint("name at least one firmware file")
+            );
+        }
+        list.iter()
+            .map(|p| existing(file, key, base.join(p), false))
+            .collect()
+    };
+    let snp = match &m.snp {
+        None => None,
+        Some(s) => {
+            let guest_features = s
+                .guest_features
+                .clone()
+                .unwrap_or_else(|| vec!["0x1".into()])
+                .iter()
+                .map(|g| {
+                    let t = g.trim_start_matches("0x");
+                    u64::from_str_radix(t, 16).map_err(|_| {
+                        ConfigError::new(
+                            file,
+                            "measurements.snp.guest-features",
+                            format!("`{g}` is not a hex number"),
+                        )
+                        .hint("write guest features like \"0x1\"")
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            Some(SnpConfig {
+                ovmf: files("measurements.snp.ovmf", &s.ovmf)?,
+                vcpus: s.vcpus.clone().unwrap_or_else(|| vec![1]),
+                vcpu_types: s
+                    .vcpu_types
+                    .clone()
+                    .unwrap_or_else(|| vec!["EPYC-v4".into()]),
+                vmm_types: s.vmm_types.clone().unwrap_or_else(|| vec!["QEMU".into()]),
+                guest_features,
+            })
+        }
+    };
+    if let Some(s) = &snp {
+        if s.vcpus.is_empty() || s.vcpus.iter().any(|&v| v == 0 || v > 512) {
+            return Err(ConfigError::new(
+                file,
+                "measurements.snp.vcpus",
+                "vCPU counts must be 1 to 512",
+            )
+            .hint("for example [1, 2, 4]"));
+        }
+    }
+    let tdx = match &m.tdx {
+        None => None,
+        Some(t) => Some(TdxConfig {
+            ovmf: files("measurements.tdx.ovmf", &t.ovmf)?,
+            two_pass: t.two_pass.unwrap_or(false),
+        }),
+    };
+    Ok(MeasurementsConfig { banks, snp, tdx })
 }

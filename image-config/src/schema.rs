@@ -18,6 +18,10 @@ pub struct RawConfig {
     pub verity: RawVerity,
     #[serde(default)]
     pub disk: RawDisk,
+    #[serde(default)]
+    pub measurements: RawMeasurements,
+    #[serde(default)]
+    pub signing: RawSigning,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,4 +171,66 @@ impl Size {
         n.checked_mul(mult)
             .ok_or_else(|| format!("`{s}` is too large"))
     }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawMeasurements {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub banks: Option<Vec<Bank>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snp: Option<RawSnp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tdx: Option<RawTdx>,
+}
+
+/// TPM PCR banks nodeimg predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Bank {
+    Sha256,
+    Sha384,
+}
+
+impl Bank {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bank::Sha256 => "sha256",
+            Bank::Sha384 => "sha384",
+        }
+    }
+}
+
+/// SEV-SNP launch digests to record: every combination of the lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawSnp {
+    /// Firmware files (OVMF.fd built with SEV metadata).
+    pub ovmf: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vcpus: Option<Vec<u32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vcpu_types: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vmm_types: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest_features: Option<Vec<String>>,
+}
+
+/// TDX MRTD values to record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawTdx {
+    /// Firmware files (TDVF/OVMF with TDX metadata).
+    pub ovmf: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub two_pass: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawSigning {
+    /// PKCS#8 PEM private key (`nodeimg keygen`); the build signs manifest.json with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }

@@ -9,7 +9,13 @@ const FULL: &str = include_str!("golden/full.toml");
 /// A directory holding the files the golden config refers to.
 fn fixture_dir() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
-    for f in ["rootfs.tar", "linuxx64.efi.stub", "os-release"] {
+    for f in [
+        "rootfs.tar",
+        "linuxx64.efi.stub",
+        "os-release",
+        "OVMF.fd",
+        "signing.key",
+    ] {
         std::fs::write(d.path().join(f), b"x").unwrap();
     }
     d

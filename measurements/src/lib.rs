@@ -1,4 +1,9 @@
 //! Pure measurement code: takes bytes, returns parsed structures and digests. No file access.
 
+pub mod authenticode;
+pub mod cvm;
+pub mod eventlog;
 pub mod manifest;
+pub mod pcr;
 pub mod pe;
+pub mod signing;

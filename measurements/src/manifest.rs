@@ -19,7 +19,34 @@ pub struct Manifest {
     pub kernel: Kernel,
     pub disk: Disk,
     pub initrd: Initrd,
+    /// Bank (`sha256`, `sha384`) → PCR index as a decimal string → expected value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pcrs: Option<BTreeMap<String, BTreeMap<String, String>>>,
+    /// Bank → boot phase path (`enter-initrd`, …) → expected PCR 11 after that phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pcr11_phases: Option<BTreeMap<String, BTreeMap<String, String>>>,
+    /// The expected event log, in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<Event>>,
+    /// SEV-SNP launch digests, one per configured combination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snp: Option<Vec<serde_json::Value>>,
+    /// TDX MRTDs, one per configured firmware.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tdx: Option<Vec<serde_json::Value>>,
     pub inputs: Inputs,
+}
+
+/// One expected measurement event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub pcr: u32,
+    /// TCG event type name (`EV_EFI_ACTION`, `EV_IPL`, …).
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub description: String,
+    /// Bank → digest extended.
+    pub digests: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

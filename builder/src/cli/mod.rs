@@ -8,6 +8,10 @@ use clap::{Parser, Subcommand};
 pub mod boot;
 pub mod build;
 pub mod inspect;
+pub mod keygen;
+pub mod measure;
+pub mod sign;
+pub mod verify;
 
 /// Build measured, immutable node OS images.
 #[derive(Debug, Parser)]
@@ -26,8 +30,12 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Build(build::Args),
-    Inspect(inspect::Args),
+    Measure(measure::Args),
+    Keygen(keygen::Args),
+    Sign(sign::Args),
+    Verify(verify::Args),
     Boot(boot::Args),
+    Inspect(inspect::Args),
 }
 
 /// Global options every subcommand sees.
@@ -43,5 +51,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Build(a) => build::run(a, g),
         Command::Inspect(a) => inspect::run(a, g),
         Command::Boot(a) => boot::run(a, g),
+        Command::Measure(a) => measure::run(a, g),
+        Command::Keygen(a) => keygen::run(a, g),
+        Command::Sign(a) => sign::run(a, g),
+        Command::Verify(a) => verify::run(a, g),
     }
 }

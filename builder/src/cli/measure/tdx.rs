@@ -1,0 +1,13 @@
+//! `nodeimg measure tdx` (filled in by its owner).
+
+use std::process::ExitCode;
+
+use crate::cli::Globals;
+
+/// tdx launch digest (placeholder).
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(_a: Args, _g: Globals) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("`nodeimg measure tdx` is not implemented yet")
+}
