@@ -105,11 +105,29 @@ pub struct PartSpec {
     pub unique_guid: [u8; 16],
     /// Partition name (at most 36 UTF-16 code units).
     pub name: String,
-    /// File whose contents become the partition; the partition is its size rounded up to the
-    /// alignment.
-    pub source: PathBuf,
+    /// Where the contents come from; the partition is their size rounded up to the alignment.
+    pub source: Source,
     /// GPT attribute bits; use [`ATTR_READ_ONLY`] for verity data and hash partitions.
     pub attrs: u64,
+}
+
+/// The contents of a partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Copied from this file.
+    File(PathBuf),
+    /// Already written into the disk image at the offset [`lay_out`] gives this partition;
+    /// this many bytes. Lets big partitions be produced in place instead of copied.
+    InPlace(u64),
+}
+
+impl Source {
+    pub fn describe(&self) -> String {
+        match self {
+            Source::File(p) => p.display().to_string(),
+            Source::InPlace(n) => format!("{n} bytes written in place"),
+        }
+    }
 }
 
 /// Where a partition landed.
@@ -125,10 +143,11 @@ pub struct Placed {
     pub size: u64,
 }
 
-/// Writes the disk image `out` (replacing it): the partitions of `parts` in order, each at an
-/// `align`-byte boundary (a multiple of 512), then the protective MBR and both GPTs with disk
-/// GUID `disk_guid` (text order). Partition contents are copied file to file, never held in
-/// memory. Returns where each partition was placed.
+/// Writes the disk image `out`: the partitions of `parts` in order, each at an `align`-byte
+/// boundary (a multiple of 512), then the protective MBR and both GPTs with disk GUID
+/// `disk_guid` (text order). [`Source::File`] contents are copied file to file (never held in
+/// memory); [`Source::InPlace`] contents must already be at their offset in `out`, which is then
+/// kept (otherwise `out` is replaced). Returns where each partition was placed.
 pub fn assemble(
     out: &Path,
     parts: &[PartSpec],
@@ -148,7 +167,7 @@ pub fn assemble(
         .iter()
         .map(|p| {
             source_size(p)
-                .with_context(|| format!("partition {:?} ({})", p.name, p.source.display()))
+                .with_context(|| format!("partition {:?} ({})", p.name, p.source.describe()))
         })
         .collect::<Result<Vec<u64>>>()?;
     let (placed, total) = lay_out(&sizes, align)?;
@@ -156,7 +175,7 @@ pub fn assemble(
         .read(true)
         .write(true)
         .create(true)
-        .truncate(true)
+        .truncate(!parts.iter().any(|p| matches!(p.source, Source::InPlace(_))))
         .open(out)
         .with_context(|| format!("creating disk image {}", out.display()))?;
     disk.set_len(total)
@@ -165,7 +184,7 @@ pub fn assemble(
         copy_into(&mut disk, p, at.offset, *size).with_context(|| {
             format!(
                 "copying {} into partition {:?} of {}",
-                p.source.display(),
+                p.source.describe(),
                 p.name,
                 out.display()
             )
@@ -184,15 +203,18 @@ fn source_size(p: &PartSpec) -> Result<u64> {
         utf16 <= 36,
         "the name is {utf16} UTF-16 code units long, GPT allows 36"
     );
-    let size = std::fs::metadata(&p.source)
-        .context("reading the source's size")?
-        .len();
+    let size = match &p.source {
+        Source::File(f) => std::fs::metadata(f)
+            .context("reading the source's size")?
+            .len(),
+        Source::InPlace(n) => *n,
+    };
     ensure!(size > 0, "the source is empty");
     Ok(size)
 }
 
 /// Places partitions of `sizes` bytes one after another; returns them and the disk size.
-fn lay_out(sizes: &[u64], align: u64) -> Result<(Vec<Placed>, u64)> {
+pub fn lay_out(sizes: &[u64], align: u64) -> Result<(Vec<Placed>, u64)> {
     let round = |x: u64| {
         x.div_ceil(align)
             .checked_mul(align)
@@ -219,7 +241,10 @@ fn lay_out(sizes: &[u64], align: u64) -> Result<(Vec<Placed>, u64)> {
 
 /// Copies exactly `size` bytes of `p.source` to `offset` in `disk` (copy_file_range on Linux).
 fn copy_into(disk: &mut File, p: &PartSpec, offset: u64, size: u64) -> Result<()> {
-    let mut src = File::open(&p.source).context("opening the source")?;
+    let Source::File(path) = &p.source else {
+        return Ok(());
+    };
+    let mut src = File::open(path).context("opening the source")?;
     disk.seek(SeekFrom::Start(offset))?;
     let copied = std::io::copy(&mut src, disk).context("copying")?;
     ensure!(

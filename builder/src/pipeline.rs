@@ -2,7 +2,7 @@
 //! staging directory inside the output directory and renamed into place only at the end.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -58,11 +58,27 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
     let loaded = progress.stage("rootfs", || rootfs::load(&cfg.rootfs, epoch, &work))?;
     let tree = &loaded.tree;
     let kernel = progress.stage("kernel", || find_kernel(tree, cfg.kernel.path.as_deref()))?;
-    let erofs_path = work.join("root.erofs");
-    let summary = progress.stage("erofs", || make_erofs(cfg, tree, &erofs_path))?;
-    let erofs_sha = output::sha256_file(&erofs_path)?;
-    let (vinfo, vparams, verity_path) = progress.stage("verity", || {
-        make_verity(cfg, &erofs_path, &erofs_sha, &work)
+    // The root and its hash tree are written straight into disk.raw at their final offsets.
+    let disk_path = staging.path("disk.raw");
+    let disk_file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&disk_path)
+        .with_context(|| format!("creating {}", disk_path.display()))?;
+    let root_off = disk::lay_out(&[cfg.disk.esp_size, 1], cfg.disk.alignment)?.0[1].offset;
+    let summary = progress.stage("erofs", || make_erofs(cfg, tree, &disk_file, root_off))?;
+    let root = verity::Region {
+        file: &disk_file,
+        offset: root_off,
+        len: summary.size,
+    };
+    let (vinfo, vparams) = progress.stage("verity", || {
+        let rootfs_digest = match loaded.input_sha256 {
+            Some(d) => d,
+            None => output::sha256_region(root)?,
+        };
+        make_verity(cfg, root, &rootfs_digest)
     })?;
     let (initrd_bytes, modules) = progress.stage("initrd", || {
         initrd::build(
@@ -104,16 +120,8 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
             epoch,
         )
     })?;
-    let disk_path = staging.path("disk.raw");
     let placed = progress.stage("disk", || {
-        assemble_disk(
-            cfg,
-            &vinfo.root_hash,
-            &esp_path,
-            (&erofs_path, &erofs_sha),
-            &verity_path,
-            &disk_path,
-        )
+        assemble_disk(cfg, &vinfo, &esp_path, summary.size, &disk_path)
     })?;
     let uki_path = staging.path("uki.efi");
     std::fs::write(&uki_path, &uki_bytes)
@@ -168,7 +176,6 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
                     image_config::RootfsSource::Directory(_) => "directory".into(),
                 },
                 sha256: loaded.input_sha256.map(hex::encode),
-                erofs_sha256: hex::encode(erofs_sha),
                 entries: summary.inodes,
             },
             init: manifest::Digest {
@@ -244,8 +251,10 @@ fn find_kernel(tree: &Tree, configured: Option<&str>) -> Result<KernelImage> {
     })
 }
 
-fn make_erofs(cfg: &ImageConfig, tree: &Tree, path: &Path) -> Result<erofs::Summary> {
-    let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+/// Writes the erofs root into `disk` at byte `offset`.
+fn make_erofs(cfg: &ImageConfig, tree: &Tree, disk: &File, offset: u64) -> Result<erofs::Summary> {
+    let mut f = disk;
+    f.seek(std::io::SeekFrom::Start(offset))?;
     let mut w = BufWriter::with_capacity(1 << 20, f);
     let opts = erofs::Options {
         uuid: derive::erofs_uuid(&cfg.name, &cfg.version),
@@ -257,38 +266,32 @@ fn make_erofs(cfg: &ImageConfig, tree: &Tree, path: &Path) -> Result<erofs::Summ
     Ok(s)
 }
 
+/// Hashes `root` and writes the hash device right after it (at the next aligned offset, where
+/// the disk layout puts the verity partition).
 fn make_verity(
     cfg: &ImageConfig,
-    erofs: &Path,
-    erofs_sha: &[u8; 32],
-    work: &Path,
-) -> Result<(verity::Info, verity::Params, PathBuf)> {
+    root: verity::Region<'_>,
+    rootfs_digest: &[u8; 32],
+) -> Result<(verity::Info, verity::Params)> {
     let salt = cfg
         .verity
         .salt
         .clone()
-        .unwrap_or_else(|| derive::salt(&cfg.name, erofs_sha).to_vec());
+        .unwrap_or_else(|| derive::salt(&cfg.name, rootfs_digest).to_vec());
     let params = verity::Params {
         data_block_size: cfg.verity.data_block_size,
         hash_block_size: cfg.verity.hash_block_size,
         uuid: derive::verity_uuid(&salt),
         salt,
     };
-    let data = File::open(erofs)?;
-    let len = data.metadata()?.len();
-    let out_path = work.join("root.verity");
-    let mut out = BufWriter::new(File::create(&out_path)?);
-    let info = verity::format(
-        verity::Region {
-            file: &data,
-            offset: 0,
-            len,
-        },
-        &mut out,
-        &params,
-    )?;
+    let hash_off =
+        disk::lay_out(&[cfg.disk.esp_size, root.len, 1], cfg.disk.alignment)?.0[2].offset;
+    let mut f = root.file;
+    f.seek(std::io::SeekFrom::Start(hash_off))?;
+    let mut out = BufWriter::new(f);
+    let info = verity::format(root, &mut out, &params)?;
     out.flush()?;
-    Ok((info, params, out_path))
+    Ok((info, params))
 }
 
 /// `roothash=<hex>` followed by the configured arguments.
@@ -348,59 +351,58 @@ fn os_release(cfg: &ImageConfig, tree: &Tree) -> Result<Vec<u8>> {
         .context("no /etc/os-release or /usr/lib/os-release in the rootfs (add one or set uki.os-release)")?
 }
 
-/// Lays out ESP, root and root-verity; `root` comes with its already computed digest.
+/// Lays out ESP (copied), root and root-verity (already in place) and writes the GPT.
 fn assemble_disk(
     cfg: &ImageConfig,
-    root_hash: &[u8; 32],
+    v: &verity::Info,
     esp: &Path,
-    root: (&Path, &[u8; 32]),
-    hash: &Path,
+    root_len: u64,
     out: &Path,
 ) -> Result<manifest::Disk> {
-    let (root, root_sha) = root;
-    let guid = derive::disk_guid(root_hash);
+    let rh = &v.root_hash;
+    let guid = derive::disk_guid(rh);
+    let part = |type_guid, unique_guid, name: &str, source, attrs| disk::PartSpec {
+        type_guid,
+        unique_guid,
+        name: name.into(),
+        source,
+        attrs,
+    };
     let parts = [
-        disk::PartSpec {
-            type_guid: disk::TYPE_ESP,
-            unique_guid: derive::esp_uuid(root_hash),
-            name: "esp".into(),
-            source: esp.to_path_buf(),
-            attrs: 0,
-        },
-        disk::PartSpec {
-            type_guid: disk::TYPE_ROOT_X86_64,
-            unique_guid: root_hash[..16].try_into()?,
-            name: "root-x86-64".into(),
-            source: root.to_path_buf(),
-            attrs: disk::ATTR_READ_ONLY,
-        },
-        disk::PartSpec {
-            type_guid: disk::TYPE_ROOT_VERITY_X86_64,
-            unique_guid: root_hash[16..].try_into()?,
-            name: "root-x86-64-verity".into(),
-            source: hash.to_path_buf(),
-            attrs: disk::ATTR_READ_ONLY,
-        },
+        part(
+            disk::TYPE_ESP,
+            derive::esp_uuid(rh),
+            "esp",
+            disk::Source::File(esp.to_path_buf()),
+            0,
+        ),
+        part(
+            disk::TYPE_ROOT_X86_64,
+            rh[..16].try_into()?,
+            "root-x86-64",
+            disk::Source::InPlace(root_len),
+            disk::ATTR_READ_ONLY,
+        ),
+        part(
+            disk::TYPE_ROOT_VERITY_X86_64,
+            rh[16..].try_into()?,
+            "root-x86-64-verity",
+            disk::Source::InPlace(v.hash_size),
+            disk::ATTR_READ_ONLY,
+        ),
     ];
     let placed = disk::assemble(out, &parts, guid, cfg.disk.alignment)?;
     let partitions = parts
         .iter()
         .zip(&placed)
-        .map(|(s, p)| -> Result<manifest::Partition> {
-            Ok(manifest::Partition {
-                name: s.name.clone(),
-                type_guid: uuid_text(&s.type_guid),
-                uuid: uuid_text(&s.unique_guid),
-                offset: p.offset,
-                size: p.size,
-                sha256: hex::encode(if s.source == root {
-                    *root_sha
-                } else {
-                    output::sha256_file(&s.source)?
-                }),
-            })
+        .map(|(s, p)| manifest::Partition {
+            name: s.name.clone(),
+            type_guid: uuid_text(&s.type_guid),
+            uuid: uuid_text(&s.unique_guid),
+            offset: p.offset,
+            size: p.size,
         })
-        .collect::<Result<_>>()?;
+        .collect();
     Ok(manifest::Disk {
         guid: uuid_text(&guid),
         partitions,

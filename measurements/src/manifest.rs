@@ -103,7 +103,6 @@ pub struct Partition {
     pub uuid: String,
     pub offset: u64,
     pub size: u64,
-    pub sha256: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,11 +123,10 @@ pub struct Inputs {
 pub struct RootfsInput {
     /// `tar` or `directory`.
     pub kind: String,
-    /// SHA-256 of the tar file (absent for a directory).
+    /// SHA-256 of the tar file (absent for a directory, whose identity is the root hash).
+    /// With the image name it derives the verity salt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
-    /// SHA-256 of the erofs image: the normalized tree, whatever the source.
-    pub erofs_sha256: String,
     pub entries: u64,
 }
 

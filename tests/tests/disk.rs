@@ -130,21 +130,21 @@ fn sources() -> Sources {
             type_guid: disk::TYPE_ESP,
             unique_guid: disk::guid_from_str("a1b2c3d4-0000-4000-8000-000000000001").unwrap(),
             name: "esp".into(),
-            source: esp_img,
+            source: disk::Source::File(esp_img),
             attrs: 0,
         },
         PartSpec {
             type_guid: disk::TYPE_ROOT_X86_64,
             unique_guid: hash,
             name: "root-x86-64".into(),
-            source: root,
+            source: disk::Source::File(root),
             attrs: disk::ATTR_READ_ONLY,
         },
         PartSpec {
             type_guid: disk::TYPE_ROOT_VERITY_X86_64,
             unique_guid: disk::guid_from_str("e1f10111-2131-4151-6171-8191a1b1c1d1").unwrap(),
             name: "root-x86-64-verity".into(),
-            source: verity,
+            source: disk::Source::File(verity),
             attrs: disk::ATTR_READ_ONLY,
         },
     ];
@@ -226,7 +226,10 @@ fn disk_is_deterministic_and_holds_the_sources() {
         "two assemblies differ"
     );
     for (spec, p) in s.parts.iter().zip(&placed) {
-        let src = std::fs::read(&spec.source).unwrap();
+        let disk::Source::File(path) = &spec.source else {
+            unreachable!("all test sources are files")
+        };
+        let src = std::fs::read(path).unwrap();
         let at = p.offset as usize;
         assert!(
             first[at..at + src.len()] == src[..],

@@ -71,7 +71,7 @@ fn fixture() -> Fixture {
             type_guid: ty,
             unique_guid: unique,
             name: name.into(),
-            source,
+            source: Source::File(source),
             attrs,
         });
         data.push(bytes);
@@ -163,9 +163,9 @@ fn refusals_are_clear() {
     long[0].name = "x".repeat(37);
     let mut empty = f.parts.clone();
     std::fs::write(f.disk.with_file_name("empty"), b"").unwrap();
-    empty[2].source = f.disk.with_file_name("empty");
+    empty[2].source = Source::File(f.disk.with_file_name("empty"));
     let mut missing = f.parts.clone();
-    missing[1].source = f.disk.with_file_name("nope");
+    missing[1].source = Source::File(f.disk.with_file_name("nope"));
     let cases = [
         ("align", f.parts.clone(), 1000, "alignment 1000"),
         ("no parts", Vec::new(), MIB, "1 to 128 partitions"),
@@ -199,4 +199,40 @@ fn reader_checks_signature_and_crcs() {
         let err = read(std::io::Cursor::new(data)).expect_err(name);
         assert!(format!("{err:#}").contains(want), "{name}: {err:#}");
     }
+}
+
+#[test]
+fn in_place_contents_are_kept_and_files_copied() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("disk.raw");
+    let esp = dir.path().join("esp");
+    std::fs::write(&esp, vec![0xe5; 5000]).unwrap();
+    let (placed, _) = lay_out(&[5000, 3000], 1 << 20).unwrap();
+    // Written before assembling, at the offset lay_out gives the second partition.
+    let f = std::fs::File::create(&out).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &[0x42; 3000], placed[1].offset).unwrap();
+    drop(f);
+    let parts = [
+        PartSpec {
+            type_guid: TYPE_ESP,
+            unique_guid: [1; 16],
+            name: "esp".into(),
+            source: Source::File(esp),
+            attrs: 0,
+        },
+        PartSpec {
+            type_guid: TYPE_ROOT_X86_64,
+            unique_guid: [2; 16],
+            name: "root".into(),
+            source: Source::InPlace(3000),
+            attrs: 0,
+        },
+    ];
+    let got = assemble(&out, &parts, [3; 16], 1 << 20).unwrap();
+    assert_eq!(got, placed);
+    let bytes = std::fs::read(&out).unwrap();
+    let at = |p: &Placed, n: usize| bytes[p.offset as usize..p.offset as usize + n].to_vec();
+    assert_eq!(at(&got[0], 5000), vec![0xe5; 5000]);
+    assert_eq!(at(&got[1], 3000), vec![0x42; 3000]);
+    assert_eq!(read(std::fs::File::open(&out).unwrap()).unwrap().len(), 2);
 }

@@ -110,6 +110,23 @@ pub fn sha256_file(path: &Path) -> Result<[u8; 32]> {
     Ok(d.finalize().into())
 }
 
+/// SHA-256 of a region of a file.
+pub fn sha256_region(r: crate::verity::Region<'_>) -> Result<[u8; 32]> {
+    use std::os::unix::fs::FileExt;
+    let mut d = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pos = 0;
+    while pos < r.len {
+        let n = buf.len().min((r.len - pos) as usize);
+        r.file
+            .read_exact_at(&mut buf[..n], r.offset + pos)
+            .context("reading back the root")?;
+        d.update(&buf[..n]);
+        pos += n as u64;
+    }
+    Ok(d.finalize().into())
+}
+
 pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
