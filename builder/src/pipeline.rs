@@ -174,8 +174,10 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
                 kind: match cfg.rootfs {
                     image_config::RootfsSource::Tar(_) => "tar".into(),
                     image_config::RootfsSource::Directory(_) => "directory".into(),
+                    image_config::RootfsSource::Debian(_) => "debian".into(),
                 },
                 sha256: loaded.input_sha256.map(hex::encode),
+                packages: loaded.packages.clone(),
                 entries: summary.inodes,
             },
             init: manifest::Digest {

@@ -10,8 +10,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use resolve::{
-    DiskConfig, ImageConfig, KernelConfig, MeasurementsConfig, RootConfig, RootfsSource, SnpConfig,
-    StubSource, TdxConfig, UkiConfig, VerityConfig, DEFAULT_MODULES,
+    DebianSource, DiskConfig, ImageConfig, KernelConfig, MeasurementsConfig, RootConfig,
+    RootfsSource, SnpConfig, StubSource, TdxConfig, UkiConfig, VerityConfig, DEFAULT_MODULES,
 };
 pub use schema::{Bank, Filesystem, HashAlgorithm, OutputFormat, RawConfig, RootMode};
 

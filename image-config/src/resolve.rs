@@ -62,6 +62,18 @@ pub enum RootfsSource {
     Tar(PathBuf),
     /// A directory, read without following symlinks.
     Directory(PathBuf),
+    /// A Debian package set made by mmdebstrap.
+    Debian(DebianSource),
+}
+
+/// `[rootfs] debian = { … }`, defaults resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DebianSource {
+    pub suite: String,
+    /// `None` = mmdebstrap's default for the suite.
+    pub mirror: Option<String>,
+    pub variant: String,
+    pub packages: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,21 +156,7 @@ pub(crate) fn resolve(
         (None, None) => 0,
     };
 
-    let rootfs = match (&raw.rootfs.tar, &raw.rootfs.directory) {
-        (Some(t), None) => RootfsSource::Tar(existing(file, "rootfs.tar", path(t), false)?),
-        (None, Some(d)) => {
-            RootfsSource::Directory(existing(file, "rootfs.directory", path(d), true)?)
-        }
-        (Some(_), Some(_)) => {
-            return Err(err("rootfs", "both `tar` and `directory` are set".into())
-                .hint("set exactly one rootfs source"))
-        }
-        (None, None) => {
-            return Err(err("rootfs", "no rootfs source".into())
-                .hint("set `tar = \"rootfs.tar\"` or `directory = \"rootfs/\"`"))
-        }
-    };
-
+    let rootfs = resolve_rootfs(&raw, file, base)?;
     let root = RootConfig {
         filesystem: raw.root.filesystem.unwrap_or_default(),
         mode: raw.root.mode.unwrap_or_default(),
@@ -437,4 +435,94 @@ fn resolve_measurements(
         }),
     };
     Ok(MeasurementsConfig { banks, snp, tdx })
+}
+
+fn resolve_rootfs(raw: &RawConfig, file: &Path, base: &Path) -> Result<RootfsSource, ConfigError> {
+    let r = &raw.rootfs;
+    let set = [r.tar.is_some(), r.directory.is_some(), r.debian.is_some()]
+        .iter()
+        .filter(|&&b| b)
+        .count();
+    if set != 1 {
+        let msg = if set == 0 {
+            "no rootfs source"
+        } else {
+            "more than one rootfs source is set"
+        };
+        return Err(ConfigError::new(file, "rootfs", msg)
+            .hint("set exactly one of `tar = \"rootfs.tar\"`, `directory = \"rootfs/\"`, `debian = { … }`"));
+    }
+    if let Some(t) = &r.tar {
+        return Ok(RootfsSource::Tar(existing(
+            file,
+            "rootfs.tar",
+            base.join(t),
+            false,
+        )?));
+    }
+    if let Some(d) = &r.directory {
+        return Ok(RootfsSource::Directory(existing(
+            file,
+            "rootfs.directory",
+            base.join(d),
+            true,
+        )?));
+    }
+    let d = r.debian.as_ref().expect("one source is set");
+    let word = |key: &str, v: &str| -> Result<(), ConfigError> {
+        if v.is_empty()
+            || !v
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.:_".contains(c))
+        {
+            return Err(
+                ConfigError::new(file, key, format!("`{v}` is not a valid Debian name"))
+                    .hint("package and suite names use letters, digits and `+-.:_`"),
+            );
+        }
+        Ok(())
+    };
+    let suite = d.suite.clone().unwrap_or_else(|| "bookworm".into());
+    word("rootfs.debian.suite", &suite)?;
+    let variant = d.variant.clone().unwrap_or_else(|| "minbase".into());
+    if ![
+        "extract",
+        "custom",
+        "essential",
+        "apt",
+        "required",
+        "minbase",
+        "buildd",
+        "important",
+        "debootstrap",
+        "standard",
+    ]
+    .contains(&variant.as_str())
+    {
+        return Err(ConfigError::new(
+            file,
+            "rootfs.debian.variant",
+            format!("unknown mmdebstrap variant `{variant}`"),
+        )
+        .hint("use minbase (the default), required, important or standard"));
+    }
+    for (i, p) in d.packages.iter().enumerate() {
+        word(&format!("rootfs.debian.packages[{i}]"), p)?;
+    }
+    if let Some(m) = &d.mirror {
+        if m.split_whitespace().count() != 1 {
+            return Err(ConfigError::new(
+                file,
+                "rootfs.debian.mirror",
+                "one mirror URI without spaces",
+            )
+            .hint("for example \"http://<mirror>/debian\""));
+        }
+    }
+    Ok(RootfsSource::Debian(DebianSource {
+        suite,
+        mirror: d.mirror.clone(),
+        variant,
+        packages: d.packages.clone(),
+    }))
 }

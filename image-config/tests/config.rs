@@ -75,7 +75,16 @@ fn docs_list_every_key() {
     let docs = std::fs::read_to_string(&docs_path).unwrap();
     let mut keys = Vec::new();
     key_paths(&FULL.parse::<toml::Value>().unwrap(), "", &mut keys);
-    keys.push("rootfs.directory".into());
+    keys.extend(
+        [
+            "rootfs.directory",
+            "rootfs.debian.suite",
+            "rootfs.debian.mirror",
+            "rootfs.debian.variant",
+            "rootfs.debian.packages",
+        ]
+        .map(String::from),
+    );
     let missing: Vec<_> = keys
         .iter()
         .filter(|k| !docs.contains(&format!("`{k}`")))
@@ -145,7 +154,7 @@ const BAD: &[(&str, &str, &str)] = &[
     ("[image]\nname = \"n\"\n[rootfs]\ntar = \"rootfs.tar\"\n[verity]\ndata-block-size = \"big\"\n", "verity.data-block-size", "invalid type"),
     ("[image]\nname = \"n\"\n[rootfs]\ntar = \"rootfs.tar\"\n[verity]\ndata-block-size = 3000\n", "verity.data-block-size", "power of two"),
     ("[image]\nname = \"n\"\n[rootfs]\ntar = \"missing.tar\"\n", "rootfs.tar", "missing.tar"),
-    ("[image]\nname = \"n\"\n[rootfs]\ntar = \"rootfs.tar\"\ndirectory = \".\"\n", "rootfs", "both"),
+    ("[image]\nname = \"n\"\n[rootfs]\ntar = \"rootfs.tar\"\ndirectory = \".\"\n", "rootfs", "more than one"),
     ("[image]\nname = \"n\"\n[rootfs]\n", "rootfs", "no rootfs source"),
     ("[image]\nname = \"a b\"\n[rootfs]\ntar = \"rootfs.tar\"\n", "image.name", "not a valid image name"),
     ("[image]\nname = \"n\"\n[rootfs]\ntar = \"rootfs.tar\"\n[kernel]\ncmdline = [\"roothash=00\"]\n", "kernel.cmdline[0]", "roothash"),
@@ -157,6 +166,8 @@ const BAD: &[(&str, &str, &str)] = &[
     ("[image]\nname = \"n\"\n[rootfs]\ntar = \"rootfs.tar\"\n[root]\nmode = \"rw\"\n", "root.mode", "unknown variant"),
     ("[image]\nname = \"n\"\n[rootfs]\ntar = \"rootfs.tar\"\n[uki]\nstub = \"nope.efi\"\n", "uki.stub", "nope.efi"),
     ("[image\n", "(file)", "line 1"),
+    ("[image]\nname = \"n\"\n[rootfs]\ndebian = { packages = [\"a b\"] }\n", "rootfs.debian.packages[0]", "not a valid Debian name"),
+    ("[image]\nname = \"n\"\n[rootfs]\ndebian = { variant = \"huge\" }\n", "rootfs.debian.variant", "unknown mmdebstrap variant"),
 ];
 
 #[test]

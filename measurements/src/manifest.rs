@@ -127,6 +127,9 @@ pub struct RootfsInput {
     /// With the image name it derives the verity salt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// Installed Debian packages → versions (Debian sources only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packages: Option<BTreeMap<String, String>>,
     pub entries: u64,
 }
 

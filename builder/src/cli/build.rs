@@ -8,12 +8,20 @@ use anyhow::Context;
 use super::Globals;
 use crate::pipeline::{self, BuildOptions};
 
-/// Build a disk image (disk.raw, uki.efi, manifest.json, SHA256SUMS) from an image.toml.
+/// The embedded default node image configuration.
+pub const DEFAULT_CONFIG: &str = include_str!("../default-image.toml");
+
+/// Build a disk image (disk.raw, uki.efi, manifest.json, SHA256SUMS) from an image.toml, or
+/// the embedded default node image without CONFIG.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The image configuration (image.toml; see docs/config.md).
+    /// The image configuration (image.toml; see docs/config.md). Default: the embedded node
+    /// image (see --print-default-config).
     #[arg(value_name = "CONFIG")]
-    pub config: PathBuf,
+    pub config: Option<PathBuf>,
+    /// Print the embedded default configuration and exit.
+    #[arg(long, conflicts_with = "config")]
+    pub print_default_config: bool,
     /// Output directory; files are staged inside it and moved into place at the end.
     #[arg(short, long, value_name = "DIR", default_value = "out")]
     pub output: PathBuf,
@@ -24,16 +32,26 @@ pub struct Args {
 }
 
 pub fn run(args: Args, g: Globals) -> anyhow::Result<ExitCode> {
-    let cfg = image_config::load(&args.config, &image_config::Env::from_process())?;
+    if args.print_default_config {
+        print!("{DEFAULT_CONFIG}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let env = image_config::Env::from_process();
+    let cfg = match &args.config {
+        Some(path) => image_config::load(path, &env)?,
+        None => {
+            let file = std::path::Path::new("<embedded default config>");
+            let raw = image_config::parse(DEFAULT_CONFIG, file)?;
+            image_config::resolve_raw(raw, file, std::path::Path::new("."), &env)?
+        }
+    };
     let init = crate::initbin::locate(args.init.as_deref())?;
-    let built = pipeline::build(
-        &cfg,
-        &BuildOptions {
-            out_dir: args.output.clone(),
-            init,
-        },
-    )
-    .with_context(|| format!("building {}", args.config.display()))?;
+    let opts = BuildOptions {
+        out_dir: args.output.clone(),
+        init,
+    };
+    let built =
+        pipeline::build(&cfg, &opts).with_context(|| format!("building {}", cfg.file.display()))?;
     let m = &built.manifest;
     if g.json {
         println!("{}", serde_json::to_string_pretty(m)?);
@@ -52,4 +70,19 @@ pub fn run(args: Args, g: Globals) -> anyhow::Result<ExitCode> {
         println!("  kernel     {}", m.kernel.release);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn embedded_default_config_is_valid() {
+        let file = std::path::Path::new("default");
+        let raw = image_config::parse(super::DEFAULT_CONFIG, file).unwrap();
+        let cfg =
+            image_config::resolve_raw(raw, file, std::path::Path::new("."), &Default::default())
+                .unwrap();
+        assert_eq!(cfg.root.mode, image_config::RootMode::VolatileOverlay);
+        assert!(matches!(cfg.rootfs, image_config::RootfsSource::Debian(_)));
+        assert!(cfg.kernel.modules.iter().any(|m| m == "overlay"));
+    }
 }

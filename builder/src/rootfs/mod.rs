@@ -2,6 +2,7 @@
 //! (no `..`, nothing under a symlink), parents present, mtimes clamped to SOURCE_DATE_EPOCH,
 //! hardlinks canonical. Contents are never loaded; the tree's store opens them on demand.
 
+mod debian;
 mod dir;
 mod normalize;
 mod store;
@@ -19,8 +20,11 @@ pub use tree::{parent_of, path_cmp, ContentStore, DataRef, Entry, Kind, Tree, Xa
 #[derive(Debug)]
 pub struct Loaded {
     pub tree: Tree,
-    /// SHA-256 of the tar file; `None` for a directory (its identity is the erofs image).
+    /// SHA-256 of the tar file (for Debian: of the tar mmdebstrap wrote); `None` for a
+    /// directory (its identity is the erofs image).
     pub input_sha256: Option<[u8; 32]>,
+    /// Installed Debian packages → versions, for Debian sources.
+    pub packages: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// Reads the configured source. `work_dir` may receive a spool of decompressed contents.
@@ -31,12 +35,24 @@ pub fn load(source: &RootfsSource, epoch: u64, work_dir: &Path) -> Result<Loaded
             Ok(Loaded {
                 tree,
                 input_sha256: Some(digest),
+                packages: None,
             })
         }
         RootfsSource::Directory(p) => Ok(Loaded {
             tree: dir::read(p, epoch)?,
             input_sha256: None,
+            packages: None,
         }),
+        RootfsSource::Debian(d) => {
+            let tar = debian::bootstrap(d, epoch, work_dir)?;
+            let (tree, digest) = tarball::read(&tar, epoch, work_dir)?;
+            let packages = Some(debian::installed_packages(&tree)?);
+            Ok(Loaded {
+                tree,
+                input_sha256: Some(digest),
+                packages,
+            })
+        }
     }
 }
 

@@ -1,0 +1,191 @@
+//! Tier 3: the embedded default node image. It bootstraps Debian with mmdebstrap (network to
+//! the Debian archive), so these are the slowest tests: two default builds (reproducibility)
+//! and three TCG boots.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+
+use nodeimg_tests::*;
+
+fn boot(disk: &Path, log: &Path, expect: &[&str]) -> (bool, String) {
+    let mut args = vec![
+        "boot".to_string(),
+        disk.display().to_string(),
+        "--timeout".into(),
+        "400".into(),
+        "--accel".into(),
+        "tcg".into(),
+    ];
+    args.extend(["--console-log".into(), log.display().to_string()]);
+    for e in expect {
+        args.extend(["--expect".to_string(), e.to_string()]);
+    }
+    let out = run_nodeimg(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let console = std::fs::read_to_string(log).unwrap_or_default();
+    if !out.status.success() {
+        eprintln!(
+            "--- console ---\n{console}\n--- stderr ---\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (out.status.success(), console)
+}
+
+#[test]
+fn boot_default_image_is_reproducible_and_reaches_multi_user() {
+    if !have_tool("mmdebstrap")
+        || !have_tool("qemu-system-x86_64")
+        || !have_tool("faketime")
+        || !have_root()
+    {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let build = |out: &Path, tmp: &Path, umask: &str, fake: &str| {
+        std::fs::create_dir_all(tmp).unwrap();
+        let script = format!(
+            "umask {umask}; exec {fake} {} build -o {}",
+            nodeimg().display(),
+            out.display()
+        );
+        let r = Command::new("sh")
+            .args(["-c", &script])
+            .env("TMPDIR", tmp)
+            .env("NODEIMG_INIT", init_binary())
+            .output()
+            .unwrap();
+        assert_ok(&r, "nodeimg build (default image)");
+    };
+    let (a, b) = (d.path().join("a"), d.path().join("b"));
+    build(&a, &d.path().join("tmp-a"), "022", "");
+    build(
+        &b,
+        &d.path().join("tmp-b"),
+        "077",
+        "faketime '2031-05-17 03:04:05'",
+    );
+    for f in ["disk.raw", "uki.efi", "manifest.json", "SHA256SUMS"] {
+        assert!(
+            std::fs::read(a.join(f)).unwrap() == std::fs::read(b.join(f)).unwrap(),
+            "default image: {f} differs between two builds"
+        );
+    }
+    let m = manifest(&a);
+    assert!(
+        m["inputs"]["rootfs"]["packages"]["systemd"].is_string(),
+        "package versions recorded"
+    );
+    let (ok, console) = boot(
+        &a.join("disk.raw"),
+        &d.path().join("console.log"),
+        &[
+            "nodeimg-init: root verified",
+            "Reached target multi-user.target",
+        ],
+    );
+    assert!(ok, "default image did not reach multi-user.target");
+    assert!(!console.contains("FAILED"), "a unit failed:\n{console}");
+}
+
+/// The default image's package set plus a probe unit that reports the root mount and writes to
+/// /etc and /var; booted twice, the writes must work and be gone on the second boot.
+#[test]
+fn boot_default_rootfs_is_verified_read_only_with_volatile_etc_and_var() {
+    if !have_tool("mmdebstrap") || !have_tool("qemu-system-x86_64") || !have_root() {
+        return;
+    }
+    let base = Command::new(repo().join("scripts/make-bench-rootfs.sh"))
+        .output()
+        .unwrap();
+    assert_ok(&base, "make-bench-rootfs.sh");
+    let base = std::path::PathBuf::from(String::from_utf8(base.stdout).unwrap().trim());
+    let d = tempfile::tempdir().unwrap();
+    let tar = d.path().join("probe.tar");
+    std::fs::copy(&base, &tar).unwrap();
+    let layer = d.path().join("layer");
+    let files: &[(&str, &str, u32)] = &[
+        ("usr/local/bin/nodeimg-probe", PROBE, 0o755),
+        ("etc/systemd/system/nodeimg-probe.service", UNIT, 0o644),
+    ];
+    for (p, text, mode) in files {
+        let path = layer.join(p);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::File::create(&path)
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        run_tool(Command::new("chmod").arg(format!("{mode:o}")).arg(&path));
+    }
+    std::fs::create_dir_all(layer.join("etc/systemd/system/multi-user.target.wants")).unwrap();
+    std::os::unix::fs::symlink(
+        "../nodeimg-probe.service",
+        layer.join("etc/systemd/system/multi-user.target.wants/nodeimg-probe.service"),
+    )
+    .unwrap();
+    run_tool(
+        Command::new("tar")
+            .args([
+                "--append",
+                "--owner=0",
+                "--group=0",
+                "--numeric-owner",
+                "-f",
+            ])
+            .arg(&tar)
+            .arg("-C")
+            .arg(&layer)
+            .args(["./usr/local/bin/nodeimg-probe", "./etc/systemd/system"]),
+    );
+    // The default config with its `debian = { … }` block replaced by the probe tar.
+    let default = builder::cli::build::DEFAULT_CONFIG;
+    let (start, end) = (
+        default.find("debian = {").unwrap(),
+        default.find("] }\n").unwrap() + 4,
+    );
+    let cfg_text = format!(
+        "{}tar = \"{}\"\n{}",
+        &default[..start],
+        tar.display(),
+        &default[end..]
+    );
+    let cfg = d.path().join("image.toml");
+    std::fs::write(&cfg, cfg_text).unwrap();
+    let out = d.path().join("out");
+    assert_ok(
+        &run_nodeimg(&["build", cfg.to_str().unwrap(), "-o", out.to_str().unwrap()]),
+        "build probe image",
+    );
+    for round in 1..=2 {
+        let (ok, console) = boot(
+            &out.join("disk.raw"),
+            &d.path().join(format!("console-{round}.log")),
+            &["NODEIMG-PROBE-DONE"],
+        );
+        assert!(ok, "boot {round} failed");
+        assert!(
+            console.contains("NODEIMG-PROBE root=/dev/mapper/root ro"),
+            "root is not the verified device read-only:\n{console}"
+        );
+        assert!(
+            console.contains("NODEIMG-PROBE-FRESH"),
+            "boot {round}: /etc or /var kept a file from an earlier boot:\n{console}"
+        );
+        assert!(
+            console.contains("NODEIMG-PROBE-WRITE-OK"),
+            "boot {round}: /etc and /var are not writable:\n{console}"
+        );
+    }
+}
+
+const UNIT: &str = "[Unit]\nDescription=nodeimg test probe\nAfter=local-fs.target\n\n[Service]\nType=oneshot\nExecStart=/usr/local/bin/nodeimg-probe\nStandardOutput=journal+console\n\n[Install]\nWantedBy=multi-user.target\n";
+
+const PROBE: &str = r#"#!/bin/sh
+# Reports how the root is mounted and whether /etc and /var are writable and fresh.
+lower=$(awk '$2 == "/run/nodeimg/lower" {print $1, substr($4, 1, 2)}' /proc/mounts)
+echo "NODEIMG-PROBE root=$lower"
+if [ -e /etc/nodeimg-probe ] || [ -e /var/nodeimg-probe ]; then echo NODEIMG-PROBE-PERSISTED; else echo NODEIMG-PROBE-FRESH; fi
+echo x > /etc/nodeimg-probe && echo y > /var/nodeimg-probe && [ "$(cat /etc/nodeimg-probe /var/nodeimg-probe)" = "x
+y" ] && echo NODEIMG-PROBE-WRITE-OK
+echo NODEIMG-PROBE-DONE
+"#;
