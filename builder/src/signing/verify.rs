@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use measurements::signing::verify::{self as checks, Signed};
-use measurements::signing::{Bundle, ManifestDoc, VerifyingKey};
+use measurements::signing::{Bundle, ManifestDoc, Statement, VerifyingKey};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -105,7 +105,10 @@ pub fn verify(req: &Request) -> Result<Report> {
                 ("pcrs", req.pcrs.is_some()),
             ] {
                 if given {
-                    c.skip(name, "not checked: the manifest's signature did not verify");
+                    c.skip(
+                        name,
+                        "not checked: the manifest is not verified as the signed one",
+                    );
                 }
             }
         }
@@ -121,7 +124,7 @@ pub fn verify(req: &Request) -> Result<Report> {
 }
 
 /// bundle → signature → manifest → subjects → predicate. `Some` once the manifest is known
-/// to be what the key holder signed.
+/// to be what the key holder signed; the later checks are skipped otherwise.
 fn signed_manifest(
     c: &mut Checks,
     key: &VerifyingKey,
@@ -171,9 +174,14 @@ fn signed_manifest(
         c.skip("predicate", "a message signature has no predicate");
         return Some(doc);
     };
+    statement_checks(c, st, &doc).map(|()| doc)
+}
+
+/// subjects and predicate of a verified statement; `Some` if both hold.
+fn statement_checks(c: &mut Checks, st: &Statement, doc: &ManifestDoc) -> Option<()> {
     let subjects = c.record(
         "subjects",
-        checks::check_subjects(st, &doc)
+        checks::check_subjects(st, doc)
             .map_err(Into::into)
             .map(|r| {
                 let mut d = format!("match: {}", r.matched.join(", "));
@@ -188,11 +196,11 @@ fn signed_manifest(
     );
     let predicate = c.record(
         "predicate",
-        checks::check_predicate(st, &doc)
+        checks::check_predicate(st, doc)
             .map_err(Into::into)
             .map(|()| ((), "equals manifest.json".to_string())),
     );
-    subjects.and(predicate).map(|()| doc)
+    subjects.and(predicate)
 }
 
 /// `--image`, `--event-log`, `--pcrs`.
