@@ -42,10 +42,17 @@ pub struct Built {
 /// Builds the image described by `cfg` into `opts.out_dir`.
 pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
     anyhow::ensure!(
-        cfg.measurements.snp.is_none() && cfg.measurements.tdx.is_none() && cfg.signing_key.is_none(),
-        "{}: [measurements.snp], [measurements.tdx] and [signing] are not supported by this build yet",
+        cfg.measurements.snp.is_none() && cfg.measurements.tdx.is_none(),
+        "{}: [measurements.snp] and [measurements.tdx] are not supported by this build yet",
         cfg.file.display()
     );
+    let signer = cfg
+        .signing_key
+        .as_deref()
+        .map(crate::signing::read_signing_key);
+    let signer = signer
+        .transpose()
+        .with_context(|| format!("{}: signing.key", cfg.file.display()))?;
     let init = std::fs::read(&opts.init)
         .with_context(|| format!("reading nodeimg-init {}", opts.init.display()))?;
     crate::initbin::check_static(&init)
@@ -186,12 +193,23 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
         },
     };
     let manifest_sha = staging.write_json("manifest.json", &m)?;
+    let bundle_sha = match &signer {
+        Some(key) => Some(progress.stage("sign", || {
+            let bundle = staging.path(crate::signing::BUNDLE_FILE);
+            crate::signing::sign_file_to(&staging.path("manifest.json"), &bundle, key)
+        })?),
+        None => None,
+    };
     let sha = |n: &str| m.artifacts[n].sha256.as_str();
-    staging.commit(&[
+    let mut files = vec![
         ("disk.raw", sha("disk.raw")),
         ("uki.efi", sha("uki.efi")),
         ("manifest.json", &manifest_sha),
-    ])?;
+    ];
+    if let Some(b) = &bundle_sha {
+        files.push((crate::signing::BUNDLE_FILE, b));
+    }
+    staging.commit(&files)?;
     progress.finish();
     Ok(Built {
         out_dir: opts.out_dir.clone(),

@@ -1,13 +1,59 @@
-//! `nodeimg sign` (filled in by its owner).
+//! `nodeimg sign MANIFEST --key KEY [-o BUNDLE]`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
+use serde_json::json;
+
 use super::Globals;
+use crate::signing;
 
-/// sign (placeholder).
+/// Sign a manifest.json: writes a Sigstore bundle v0.3 holding a DSSE envelope with an in-toto
+/// Statement (subjects: the manifest's artifacts and manifest.json; predicate type
+/// https://nodeimg.dev/measurements/v1; predicate: the manifest). `cosign
+/// verify-blob-attestation` can check it offline (see docs/signing.md).
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The manifest.json written by `nodeimg build`.
+    #[arg(value_name = "MANIFEST")]
+    pub manifest: PathBuf,
+    /// The private key (PKCS#8 PEM from `nodeimg keygen` or `openssl genpkey`).
+    #[arg(long, value_name = "KEY")]
+    pub key: PathBuf,
+    /// Where to write the bundle [default: manifest.sigstore.json next to MANIFEST].
+    #[arg(short, long, value_name = "BUNDLE")]
+    pub output: Option<PathBuf>,
+}
 
-pub fn run(_a: Args, _g: Globals) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`nodeimg sign` is not implemented yet")
+pub fn run(a: Args, g: Globals) -> anyhow::Result<ExitCode> {
+    let out = a
+        .output
+        .clone()
+        .unwrap_or_else(|| signing::default_bundle_path(&a.manifest));
+    let key = signing::read_signing_key(&a.key)?;
+    let manifest =
+        std::fs::read(&a.manifest).with_context(|| format!("reading {}", a.manifest.display()))?;
+    let bundle = signing::sign_manifest_bytes(&manifest, &key)
+        .with_context(|| format!("signing {}", a.manifest.display()))?;
+    signing::write_atomic(&out, &bundle)?;
+    let public = key.verifying_key();
+    if g.json {
+        let v = json!({
+            "manifest": a.manifest,
+            "bundle": out,
+            "algorithm": public.algorithm().name(),
+            "hint": public.hint(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "signed {} → {} ({} key, hint {})",
+            a.manifest.display(),
+            out.display(),
+            public.algorithm(),
+            public.hint()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

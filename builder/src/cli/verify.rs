@@ -1,13 +1,91 @@
-//! `nodeimg verify` (filled in by its owner).
+//! `nodeimg verify MANIFEST --bundle B --key PUB [--image DISK] [--event-log BIN] [--pcrs FILE]`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::Globals;
+use crate::signing::{self, verify};
 
-/// verify (placeholder).
+/// Verify a signed manifest offline with a pinned public key: the bundle's signature, that
+/// the statement's subjects and predicate match the manifest, and optionally a disk image,
+/// a TPM event log and observed PCRs against it. Every check is reported; exit 0 only if
+/// all hold.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The manifest.json to verify.
+    #[arg(value_name = "MANIFEST")]
+    pub manifest: PathBuf,
+    /// The Sigstore bundle [default: manifest.sigstore.json next to MANIFEST].
+    #[arg(long, value_name = "BUNDLE")]
+    pub bundle: Option<PathBuf>,
+    /// The pinned public key (SPKI PEM, e.g. KEY.pub from `nodeimg keygen`, or cosign.pub).
+    #[arg(long, value_name = "PUB")]
+    pub key: PathBuf,
+    /// A disk image: must be the signed disk.raw; its PCRs are recomputed and compared.
+    #[arg(long, value_name = "DISK")]
+    pub image: Option<PathBuf>,
+    /// A binary TCG2 event log to replay against the signed measurements.
+    #[arg(long, value_name = "BIN")]
+    pub event_log: Option<PathBuf>,
+    /// Observed PCR values (JSON {"sha256":{"4":"…"}} or `nodeimg boot --json` output).
+    #[arg(long, value_name = "FILE")]
+    pub pcrs: Option<PathBuf>,
+}
 
-pub fn run(_a: Args, _g: Globals) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`nodeimg verify` is not implemented yet")
+pub fn run(a: Args, g: Globals) -> anyhow::Result<ExitCode> {
+    let bundle = a
+        .bundle
+        .clone()
+        .unwrap_or_else(|| signing::default_bundle_path(&a.manifest));
+    anyhow::ensure!(
+        bundle.exists(),
+        "{} does not exist: {} is not signed (sign it with `nodeimg sign`, or pass --bundle)",
+        bundle.display(),
+        a.manifest.display()
+    );
+    let report = verify::verify(&verify::Request {
+        manifest: a.manifest.clone(),
+        bundle,
+        key: a.key,
+        image: a.image,
+        event_log: a.event_log,
+        pcrs: a.pcrs,
+    })?;
+    if g.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_human(&report, &a.manifest);
+    }
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_human(r: &verify::Report, manifest: &std::path::Path) {
+    for c in &r.checks {
+        let status = match c.status {
+            verify::Status::Ok => "ok",
+            verify::Status::Failed => "FAILED",
+            verify::Status::Skipped => "skipped",
+        };
+        println!("{status:<8} {:<10} {}", c.check, c.detail);
+    }
+    let failed: Vec<&str> = r
+        .checks
+        .iter()
+        .filter(|c| c.status == verify::Status::Failed)
+        .map(|c| c.check)
+        .collect();
+    if failed.is_empty() {
+        println!(
+            "verified: {} is signed by the pinned {} key {}",
+            manifest.display(),
+            r.key.algorithm,
+            r.key.hint
+        );
+    } else {
+        println!("NOT verified: failed {}", failed.join(", "));
+    }
 }

@@ -1,0 +1,171 @@
+//! File-level glue around [`measurements::signing`]: key files (`nodeimg keygen`), signing a
+//! `manifest.json` (`nodeimg sign`, and `nodeimg build` when `[signing] key` is set), and
+//! [`verify`] for `nodeimg verify`.
+//!
+//! Private keys are read into zeroizing buffers, written with mode 0600 and never logged:
+//! diagnostics name the key's file, algorithm and public hint only.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use measurements::signing::{self, Algorithm, KeyError, SigningKey, VerifyingKey};
+use zeroize::Zeroizing;
+
+pub mod verify;
+
+/// The bundle's file name next to `manifest.json` in a build output.
+pub const BUNDLE_FILE: &str = "manifest.sigstore.json";
+
+/// `KEY.pub` for a private key path `KEY`.
+pub fn public_key_path(key: &Path) -> PathBuf {
+    let mut p = key.as_os_str().to_owned();
+    p.push(".pub");
+    PathBuf::from(p)
+}
+
+/// `manifest.sigstore.json` in the manifest's directory.
+pub fn default_bundle_path(manifest: &Path) -> PathBuf {
+    manifest.with_file_name(BUNDLE_FILE)
+}
+
+/// A fresh key from the operating system's random source.
+pub fn generate(algorithm: Algorithm) -> Result<SigningKey> {
+    for _ in 0..16 {
+        let mut seed = Zeroizing::new([0u8; 32]);
+        getrandom::fill(seed.as_mut_slice())
+            .map_err(|e| anyhow::anyhow!("reading the system random source: {e}"))?;
+        match SigningKey::from_seed(algorithm, &seed) {
+            Err(KeyError::SeedOutOfRange) => continue,
+            other => return Ok(other?),
+        }
+    }
+    anyhow::bail!("the system random source gave 16 invalid P-256 scalars in a row")
+}
+
+/// Generates a key pair: `key` (PKCS#8 PEM, mode 0600) and `key.pub` (SPKI PEM, 0644).
+/// Refuses to overwrite either file.
+pub fn keygen(key: &Path, algorithm: Algorithm) -> Result<VerifyingKey> {
+    let public_path = public_key_path(key);
+    for p in [key, public_path.as_path()] {
+        anyhow::ensure!(
+            std::fs::symlink_metadata(p).is_err(),
+            "{} already exists; refusing to overwrite a key (remove it or choose another -o)",
+            p.display()
+        );
+    }
+    let secret = generate(algorithm)?;
+    let pem = secret.to_pkcs8_pem()?;
+    write_new(key, pem.as_bytes(), 0o600)
+        .with_context(|| format!("writing private key {}", key.display()))?;
+    let public = secret.verifying_key();
+    if let Err(e) = write_new(&public_path, public.to_spki_pem().as_bytes(), 0o644) {
+        let _ = std::fs::remove_file(key);
+        return Err(e).with_context(|| format!("writing public key {}", public_path.display()));
+    }
+    tracing::info!(key = %key.display(), %algorithm, hint = %public.hint(), "generated a key pair");
+    Ok(public)
+}
+
+/// Creates `path` (which must not exist) with exactly `mode`, whatever the umask.
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let mut f: File = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Reads a PKCS#8 PEM private key; warns when group or others may read it.
+pub fn read_signing_key(path: &Path) -> Result<SigningKey> {
+    let ctx = || format!("reading signing key {}", path.display());
+    let meta = std::fs::metadata(path).with_context(ctx)?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        tracing::warn!(
+            "private key {} is accessible to group or others (mode {mode:04o}); chmod 600 it",
+            path.display()
+        );
+    }
+    let pem = Zeroizing::new(std::fs::read(path).with_context(ctx)?);
+    let key = SigningKey::from_pkcs8_pem(&pem).with_context(ctx)?;
+    tracing::debug!(key = %path.display(), algorithm = %key.algorithm(),
+        hint = %key.verifying_key().hint(), "loaded signing key");
+    Ok(key)
+}
+
+/// Reads an SPKI PEM public key.
+pub fn read_public_key(path: &Path) -> Result<VerifyingKey> {
+    let ctx = || format!("reading public key {}", path.display());
+    let pem = std::fs::read(path).with_context(ctx)?;
+    VerifyingKey::from_spki_pem(&pem).with_context(ctx)
+}
+
+/// Signs the bytes of a `manifest.json` with `key`: the bundle JSON bytes.
+pub fn sign_manifest_bytes(manifest: &[u8], key: &SigningKey) -> Result<Vec<u8>> {
+    Ok(signing::sign_manifest(key, manifest)?)
+}
+
+/// Signs the manifest file at `manifest` with the private key file `key`.
+pub fn sign_manifest(manifest: &Path, key: &Path) -> Result<Vec<u8>> {
+    let secret = read_signing_key(key)?;
+    let bytes =
+        std::fs::read(manifest).with_context(|| format!("reading {}", manifest.display()))?;
+    sign_manifest_bytes(&bytes, &secret).with_context(|| format!("signing {}", manifest.display()))
+}
+
+/// SHA-256 of a file, read in 1 MiB pieces.
+pub fn sha256_file(path: &Path) -> Result<[u8; 32]> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            return Ok(h.finalize().into());
+        }
+        h.update(&buf[..n]);
+    }
+}
+
+/// Signs the manifest file at `manifest` into a new bundle file `bundle` (the build's last
+/// stage); returns the bundle's SHA-256 (hex) for SHA256SUMS.
+pub fn sign_file_to(manifest: &Path, bundle: &Path, key: &SigningKey) -> Result<String> {
+    let bytes =
+        std::fs::read(manifest).with_context(|| format!("reading {}", manifest.display()))?;
+    let signed = sign_manifest_bytes(&bytes, key)
+        .with_context(|| format!("signing {}", manifest.display()))?;
+    std::fs::write(bundle, &signed).with_context(|| format!("writing {}", bundle.display()))?;
+    tracing::info!(algorithm = %key.algorithm(), hint = %key.verifying_key().hint(),
+        "signed the manifest");
+    Ok(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&signed)))
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    tmp.write_all(bytes)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    tmp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
