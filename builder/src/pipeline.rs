@@ -174,6 +174,7 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
                 kind: match cfg.rootfs {
                     image_config::RootfsSource::Tar(_) => "tar".into(),
                     image_config::RootfsSource::Directory(_) => "directory".into(),
+                    image_config::RootfsSource::Oci { .. } => "oci".into(),
                 },
                 sha256: loaded.input_sha256.map(hex::encode),
                 entries: summary.inodes,

@@ -62,6 +62,9 @@ pub enum RootfsSource {
     Tar(PathBuf),
     /// A directory, read without following symlinks.
     Directory(PathBuf),
+    /// An OCI image layout directory; `tag` selects a manifest by its
+    /// `org.opencontainers.image.ref.name` annotation (`None`: the index's only manifest).
+    Oci { dir: PathBuf, tag: Option<String> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,20 +147,7 @@ pub(crate) fn resolve(
         (None, None) => 0,
     };
 
-    let rootfs = match (&raw.rootfs.tar, &raw.rootfs.directory) {
-        (Some(t), None) => RootfsSource::Tar(existing(file, "rootfs.tar", path(t), false)?),
-        (None, Some(d)) => {
-            RootfsSource::Directory(existing(file, "rootfs.directory", path(d), true)?)
-        }
-        (Some(_), Some(_)) => {
-            return Err(err("rootfs", "both `tar` and `directory` are set".into())
-                .hint("set exactly one rootfs source"))
-        }
-        (None, None) => {
-            return Err(err("rootfs", "no rootfs source".into())
-                .hint("set `tar = \"rootfs.tar\"` or `directory = \"rootfs/\"`"))
-        }
-    };
+    let rootfs = resolve_rootfs(&raw, file, base)?;
 
     let root = RootConfig {
         filesystem: raw.root.filesystem.unwrap_or_default(),
@@ -203,6 +193,87 @@ pub(crate) fn resolve(
         measurements,
         signing_key,
     })
+}
+
+fn resolve_rootfs(raw: &RawConfig, file: &Path, base: &Path) -> Result<RootfsSource, ConfigError> {
+    let err = |msg: String| ConfigError::new(file, "rootfs", msg);
+    let r = &raw.rootfs;
+    let set: Vec<&str> = [
+        ("`tar`", r.tar.is_some()),
+        ("`directory`", r.directory.is_some()),
+        ("`oci`", r.oci.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(k, on)| on.then_some(k))
+    .collect();
+    if set.len() > 1 {
+        return Err(err(format!("both {} are set", set.join(" and ")))
+            .hint("set exactly one rootfs source"));
+    }
+    if let Some(t) = &r.tar {
+        return Ok(RootfsSource::Tar(existing(
+            file,
+            "rootfs.tar",
+            base.join(t),
+            false,
+        )?));
+    }
+    if let Some(d) = &r.directory {
+        return Ok(RootfsSource::Directory(existing(
+            file,
+            "rootfs.directory",
+            base.join(d),
+            true,
+        )?));
+    }
+    if let Some(o) = &r.oci {
+        return oci_source(file, base, o);
+    }
+    Err(err("no rootfs source".into()).hint(
+        "set `tar = \"rootfs.tar\"`, `directory = \"rootfs/\"` or `oci = \"layout-dir:tag\"`",
+    ))
+}
+
+/// `layout-dir[:tag]`: the whole value when it names a directory, else split at the first `:`
+/// whose left side is a directory (tags may themselves contain `:` and `/`).
+fn oci_source(file: &Path, base: &Path, value: &str) -> Result<RootfsSource, ConfigError> {
+    let key = "rootfs.oci";
+    let splits = std::iter::once((value, None)).chain(
+        value
+            .match_indices(':')
+            .map(|(i, _)| (&value[..i], Some(&value[i + 1..]))),
+    );
+    for (dir, tag) in splits {
+        if dir.is_empty() || !base.join(dir).is_dir() {
+            continue;
+        }
+        if tag == Some("") {
+            return Err(
+                ConfigError::new(file, key, format!("`{value}` has an empty tag"))
+                    .hint("write `dir` or `dir:tag`"),
+            );
+        }
+        let dir = base.join(dir);
+        if !dir.join("oci-layout").is_file() {
+            return Err(ConfigError::new(
+                file,
+                key,
+                format!("{} has no `oci-layout` file", dir.display()),
+            )
+            .hint("point at an OCI image layout (e.g. `skopeo copy docker://IMAGE oci:DIR:TAG`)"));
+        }
+        return Ok(RootfsSource::Oci {
+            dir,
+            tag: tag.map(str::to_string),
+        });
+    }
+    let shown = value.split(':').next().unwrap_or(value);
+    Err(ConfigError::new(
+        file,
+        key,
+        format!("{}: no such directory", base.join(shown).display()),
+    )
+    .hint("paths are relative to the directory of the config file; the form is `layout-dir[:tag]`"))
 }
 
 fn existing(file: &Path, key: &str, p: PathBuf, dir: bool) -> Result<PathBuf, ConfigError> {

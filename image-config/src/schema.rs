@@ -51,6 +51,9 @@ pub struct RawRootfs {
     pub tar: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub directory: Option<String>,
+    /// An OCI image layout directory, optionally `:tag` (its `org.opencontainers.image.ref.name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oci: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

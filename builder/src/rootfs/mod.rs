@@ -4,6 +4,7 @@
 
 mod dir;
 mod normalize;
+mod oci;
 mod store;
 mod tarball;
 mod tree;
@@ -19,7 +20,8 @@ pub use tree::{parent_of, path_cmp, ContentStore, DataRef, Entry, Kind, Tree, Xa
 #[derive(Debug)]
 pub struct Loaded {
     pub tree: Tree,
-    /// SHA-256 of the tar file; `None` for a directory (its identity is the erofs image).
+    /// SHA-256 of the tar file, or of the selected OCI image manifest blob (the image's
+    /// digest); `None` for a directory (its identity is the erofs image).
     pub input_sha256: Option<[u8; 32]>,
 }
 
@@ -37,6 +39,13 @@ pub fn load(source: &RootfsSource, epoch: u64, work_dir: &Path) -> Result<Loaded
             tree: dir::read(p, epoch)?,
             input_sha256: None,
         }),
+        RootfsSource::Oci { dir, tag } => {
+            let (tree, digest) = oci::read(dir, tag.as_deref(), epoch, work_dir)?;
+            Ok(Loaded {
+                tree,
+                input_sha256: Some(digest),
+            })
+        }
     }
 }
 
