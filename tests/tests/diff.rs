@@ -170,3 +170,49 @@ fn usage_and_unreadable_inputs_exit_2() {
     let r = diff(&not_disk, &b.a.join("SHA256SUMS"), false);
     assert_eq!(r.status.code(), Some(2), "not a GPT disk: {}", text(&r));
 }
+
+/// Copies disk A, flips the byte at `offset`, and returns the diff output.
+fn diff_flipped(b: &Builds, name: &str, offset: u64) -> (Option<i32>, String) {
+    let copy = b.a.with_file_name(name);
+    std::fs::copy(b.a.join("disk.raw"), &copy).unwrap();
+    let mut bytes = std::fs::read(&copy).unwrap();
+    bytes[offset as usize] ^= 0x01;
+    std::fs::write(&copy, bytes).unwrap();
+    let r = diff(&b.a.join("disk.raw"), &copy, false);
+    (r.status.code(), text(&r))
+}
+
+fn part_offset(m: &serde_json::Value, name: &str) -> u64 {
+    m["disk"]["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap()["offset"]
+        .as_u64()
+        .unwrap()
+}
+
+#[test]
+fn corruptions_are_attributed_to_their_component() {
+    let Some(b) = builds() else { return };
+    let m = manifest(&b.a);
+    let hash_tree = part_offset(&m, "root-x86-64-verity") + 4096 + 5;
+    let table = [
+        (
+            "gap.raw",
+            1024 * 1024 - 1,
+            "bytes: disk.raw: bytes differ: first at offset 1048575, outside every partition",
+        ),
+        (
+            "tree.raw",
+            hash_tree,
+            "verity: hash tree: bytes differ from partition offset 4101",
+        ),
+    ];
+    for (name, offset, want) in table {
+        let (code, out) = diff_flipped(b, name, offset);
+        assert_eq!(code, Some(1), "{name}: {out}");
+        assert!(out.contains(want), "{name}: want {want:?} in\n{out}");
+    }
+}

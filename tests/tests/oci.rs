@@ -16,28 +16,32 @@ use sha2::{Digest, Sha256};
 
 const EPOCH: u64 = 1_700_000_000;
 
-/// Appends `e` (content from `tree`) to a tar; `content` overrides a file's bytes.
-fn append(b: &mut tar::Builder<Vec<u8>>, tree: &Tree, e: &Entry, content: Option<&[u8]>) {
+/// A header with `e`'s metadata; its xattrs go into a PAX extension appended first.
+fn header(b: &mut tar::Builder<Vec<u8>>, e: &Entry) -> tar::Header {
     let mut h = tar::Header::new_gnu();
     h.set_mode(u32::from(e.perm));
     h.set_uid(u64::from(e.uid));
     h.set_gid(u64::from(e.gid));
     h.set_mtime(e.mtime);
     h.set_size(0);
-    if !e.xattrs.is_empty() {
-        let pax: Vec<(String, &[u8])> = e
-            .xattrs
-            .iter()
-            .map(|x| {
-                (
-                    format!("SCHILY.xattr.{}", String::from_utf8_lossy(&x.name)),
-                    &x.value[..],
-                )
-            })
-            .collect();
+    let pax: Vec<(String, &[u8])> = e
+        .xattrs
+        .iter()
+        .map(|x| {
+            let key = format!("SCHILY.xattr.{}", String::from_utf8_lossy(&x.name));
+            (key, &x.value[..])
+        })
+        .collect();
+    if !pax.is_empty() {
         b.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), *v)))
             .unwrap();
     }
+    h
+}
+
+/// Appends `e` (content from `tree`) to a tar; `content` overrides a file's bytes.
+fn append(b: &mut tar::Builder<Vec<u8>>, tree: &Tree, e: &Entry, content: Option<&[u8]>) {
+    let mut h = header(b, e);
     let path = if e.path.is_empty() {
         "."
     } else {
@@ -258,6 +262,13 @@ fn assert_same(want: &Tree, got: &Tree) {
     }
 }
 
+/// `nodeimg build CFG -o OUT`; returns OUT.
+fn build(cfg: &Path, out: &Path) -> std::path::PathBuf {
+    let r = run_nodeimg(&["build", cfg.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert_ok(&r, &format!("nodeimg build {}", cfg.display()));
+    out.to_path_buf()
+}
+
 #[test]
 fn two_layer_oci_image_builds_the_expected_tree() {
     let Some(fixture) = fixture_tar() else { return };
@@ -278,16 +289,9 @@ fn two_layer_oci_image_builds_the_expected_tree() {
     let text = std::fs::read_to_string(fixture_config(&cfg_dir, &fixture, "")).unwrap();
     let needle = format!("tar = \"{}\"", fixture.display());
     let cfg = cfg_dir.join("oci.toml");
-    std::fs::write(
-        &cfg,
-        text.replace(&needle, &format!("oci = \"{}:v1\"", layout.display())),
-    )
-    .unwrap();
-    let out = d.path().join("out-oci");
-    assert_ok(
-        &run_nodeimg(&["build", cfg.to_str().unwrap(), "-o", out.to_str().unwrap()]),
-        "nodeimg build (oci)",
-    );
+    let oci = format!("oci = \"{}:v1\"", layout.display());
+    std::fs::write(&cfg, text.replace(&needle, &oci)).unwrap();
+    let out = build(&cfg, &d.path().join("out-oci"));
 
     let m = manifest(&out);
     assert_eq!(m["inputs"]["rootfs"]["kind"], "oci");
@@ -308,16 +312,9 @@ fn two_layer_oci_image_builds_the_expected_tree() {
     );
     assert_same(&want, &got);
 
-    let flat_cfg = fixture_config(&cfg_dir, &flat_tar, "");
-    let out_flat = d.path().join("out-flat");
-    assert_ok(
-        &run_nodeimg(&[
-            "build",
-            flat_cfg.to_str().unwrap(),
-            "-o",
-            out_flat.to_str().unwrap(),
-        ]),
-        "nodeimg build (flat tar)",
+    let out_flat = build(
+        &fixture_config(&cfg_dir, &flat_tar, ""),
+        &d.path().join("out-flat"),
     );
     let r = run_nodeimg(&["diff", out.to_str().unwrap(), out_flat.to_str().unwrap()]);
     let shown = String::from_utf8_lossy(&r.stdout);
