@@ -5,6 +5,7 @@
 //! [`rootfs`] → [`erofs`] → [`verity`] → [`initrd`] → [`uki`] → [`esp`] → [`disk`].
 
 pub mod cli;
+pub mod diff;
 pub mod disk;
 pub mod erofs;
 pub mod esp;

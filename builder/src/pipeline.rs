@@ -182,6 +182,7 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
                     image_config::RootfsSource::Tar(_) => "tar".into(),
                     image_config::RootfsSource::Directory(_) => "directory".into(),
                     image_config::RootfsSource::Debian(_) => "debian".into(),
+                    image_config::RootfsSource::Oci { .. } => "oci".into(),
                 },
                 sha256: loaded.input_sha256.map(hex::encode),
                 packages: loaded.packages.clone(),

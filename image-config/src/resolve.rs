@@ -64,6 +64,9 @@ pub enum RootfsSource {
     Directory(PathBuf),
     /// A Debian package set made by mmdebstrap.
     Debian(DebianSource),
+    /// An OCI image layout directory; `tag` selects a manifest by its
+    /// `org.opencontainers.image.ref.name` annotation (`None`: the index's only manifest).
+    Oci { dir: PathBuf, tag: Option<String> },
 }
 
 /// `[rootfs] debian = { … }`, defaults resolved.
@@ -201,6 +204,91 @@ pub(crate) fn resolve(
         measurements,
         signing_key,
     })
+}
+
+fn resolve_rootfs(raw: &RawConfig, file: &Path, base: &Path) -> Result<RootfsSource, ConfigError> {
+    let err = |msg: String| ConfigError::new(file, "rootfs", msg);
+    let r = &raw.rootfs;
+    let set: Vec<&str> = [
+        ("`tar`", r.tar.is_some()),
+        ("`directory`", r.directory.is_some()),
+        ("`oci`", r.oci.is_some()),
+        ("`debian`", r.debian.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(k, on)| on.then_some(k))
+    .collect();
+    if set.len() > 1 {
+        return Err(err(format!("both {} are set", set.join(" and ")))
+            .hint("set exactly one rootfs source"));
+    }
+    if let Some(t) = &r.tar {
+        return Ok(RootfsSource::Tar(existing(
+            file,
+            "rootfs.tar",
+            base.join(t),
+            false,
+        )?));
+    }
+    if let Some(d) = &r.directory {
+        return Ok(RootfsSource::Directory(existing(
+            file,
+            "rootfs.directory",
+            base.join(d),
+            true,
+        )?));
+    }
+    if let Some(o) = &r.oci {
+        return oci_source(file, base, o);
+    }
+    if let Some(d) = &r.debian {
+        return resolve_debian(d, file);
+    }
+    Err(err("no rootfs source".into()).hint(
+        "set `tar = \"rootfs.tar\"`, `directory = \"rootfs/\"`, `oci = \"layout-dir:tag\"` or `debian = { … }`",
+    ))
+}
+
+/// `layout-dir[:tag]`: the whole value when it names a directory, else split at the first `:`
+/// whose left side is a directory (tags may themselves contain `:` and `/`).
+fn oci_source(file: &Path, base: &Path, value: &str) -> Result<RootfsSource, ConfigError> {
+    let key = "rootfs.oci";
+    let splits = std::iter::once((value, None)).chain(
+        value
+            .match_indices(':')
+            .map(|(i, _)| (&value[..i], Some(&value[i + 1..]))),
+    );
+    for (dir, tag) in splits {
+        if dir.is_empty() || !base.join(dir).is_dir() {
+            continue;
+        }
+        if tag == Some("") {
+            return Err(
+                ConfigError::new(file, key, format!("`{value}` has an empty tag"))
+                    .hint("write `dir` or `dir:tag`"),
+            );
+        }
+        let dir = base.join(dir);
+        if !dir.join("oci-layout").is_file() {
+            return Err(ConfigError::new(
+                file,
+                key,
+                format!("{} has no `oci-layout` file", dir.display()),
+            )
+            .hint("point at an OCI image layout (e.g. `skopeo copy docker://IMAGE oci:DIR:TAG`)"));
+        }
+        return Ok(RootfsSource::Oci {
+            dir,
+            tag: tag.map(str::to_string),
+        });
+    }
+    let shown = value.split(':').next().unwrap_or(value);
+    Err(ConfigError::new(
+        file,
+        key,
+        format!("{}: no such directory", base.join(shown).display()),
+    )
+    .hint("paths are relative to the directory of the config file; the form is `layout-dir[:tag]`"))
 }
 
 fn existing(file: &Path, key: &str, p: PathBuf, dir: bool) -> Result<PathBuf, ConfigError> {
@@ -437,38 +525,7 @@ fn resolve_measurements(
     Ok(MeasurementsConfig { banks, snp, tdx })
 }
 
-fn resolve_rootfs(raw: &RawConfig, file: &Path, base: &Path) -> Result<RootfsSource, ConfigError> {
-    let r = &raw.rootfs;
-    let set = [r.tar.is_some(), r.directory.is_some(), r.debian.is_some()]
-        .iter()
-        .filter(|&&b| b)
-        .count();
-    if set != 1 {
-        let msg = if set == 0 {
-            "no rootfs source"
-        } else {
-            "more than one rootfs source is set"
-        };
-        return Err(ConfigError::new(file, "rootfs", msg)
-            .hint("set exactly one of `tar = \"rootfs.tar\"`, `directory = \"rootfs/\"`, `debian = { … }`"));
-    }
-    if let Some(t) = &r.tar {
-        return Ok(RootfsSource::Tar(existing(
-            file,
-            "rootfs.tar",
-            base.join(t),
-            false,
-        )?));
-    }
-    if let Some(d) = &r.directory {
-        return Ok(RootfsSource::Directory(existing(
-            file,
-            "rootfs.directory",
-            base.join(d),
-            true,
-        )?));
-    }
-    let d = r.debian.as_ref().expect("one source is set");
+fn resolve_debian(d: &crate::schema::RawDebian, file: &Path) -> Result<RootfsSource, ConfigError> {
     let word = |key: &str, v: &str| -> Result<(), ConfigError> {
         if v.is_empty()
             || !v

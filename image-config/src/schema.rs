@@ -53,6 +53,9 @@ pub struct RawRootfs {
     pub directory: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub debian: Option<RawDebian>,
+    /// An OCI image layout directory, optionally `:tag` (its `org.opencontainers.image.ref.name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oci: Option<String>,
 }
 
 /// A Debian package set bootstrapped with mmdebstrap.

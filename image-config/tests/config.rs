@@ -82,6 +82,7 @@ fn docs_list_every_key() {
             "rootfs.debian.mirror",
             "rootfs.debian.variant",
             "rootfs.debian.packages",
+            "rootfs.oci",
         ]
         .map(String::from),
     );
@@ -154,7 +155,7 @@ const BAD: &[(&str, &str, &str)] = &[
     ("[image]\nname = \"n\"\n[rootfs]\ntar = \"rootfs.tar\"\n[verity]\ndata-block-size = \"big\"\n", "verity.data-block-size", "invalid type"),
     ("[image]\nname = \"n\"\n[rootfs]\ntar = \"rootfs.tar\"\n[verity]\ndata-block-size = 3000\n", "verity.data-block-size", "power of two"),
     ("[image]\nname = \"n\"\n[rootfs]\ntar = \"missing.tar\"\n", "rootfs.tar", "missing.tar"),
-    ("[image]\nname = \"n\"\n[rootfs]\ntar = \"rootfs.tar\"\ndirectory = \".\"\n", "rootfs", "more than one"),
+    ("[image]\nname = \"n\"\n[rootfs]\ntar = \"rootfs.tar\"\ndirectory = \".\"\n", "rootfs", "both"),
     ("[image]\nname = \"n\"\n[rootfs]\n", "rootfs", "no rootfs source"),
     ("[image]\nname = \"a b\"\n[rootfs]\ntar = \"rootfs.tar\"\n", "image.name", "not a valid image name"),
     ("[image]\nname = \"n\"\n[rootfs]\ntar = \"rootfs.tar\"\n[kernel]\ncmdline = [\"roothash=00\"]\n", "kernel.cmdline[0]", "roothash"),
@@ -184,4 +185,43 @@ fn bad_configs_name_file_key_and_hint() {
             "no hint: {shown}"
         );
     }
+}
+
+#[test]
+fn oci_source_splits_dir_and_tag() {
+    let d = fixture_dir();
+    let layout = d.path().join("img:x");
+    std::fs::create_dir(&layout).unwrap();
+    std::fs::write(layout.join("oci-layout"), b"{}").unwrap();
+    std::fs::create_dir(d.path().join("plain")).unwrap();
+    type Want = Result<(&'static str, Option<&'static str>), &'static str>;
+    let table: [(&str, Want); 6] = [
+        ("img:x", Ok(("img:x", None))),
+        ("img:x:v1", Ok(("img:x", Some("v1")))),
+        ("img:x:reg/name:1.0", Ok(("img:x", Some("reg/name:1.0")))),
+        ("img:x:", Err("empty tag")),
+        ("plain:v1", Err("no `oci-layout`")),
+        ("nope:v1", Err("no such directory")),
+    ];
+    for (value, want) in table {
+        let text = format!("[image]\nname = \"n\"\n[rootfs]\noci = \"{value}\"\n");
+        match (resolve_text(&text, d.path()), want) {
+            (Ok(cfg), Ok((dir, tag))) => assert_eq!(
+                cfg.rootfs,
+                RootfsSource::Oci {
+                    dir: d.path().join(dir),
+                    tag: tag.map(str::to_string)
+                },
+                "{value}"
+            ),
+            (Err(e), Err(frag)) => {
+                assert_eq!(e.key, "rootfs.oci", "{value}");
+                assert!(e.to_string().contains(frag), "{value}: {e}");
+            }
+            (got, _) => panic!("{value}: unexpected {got:?}"),
+        }
+    }
+    let both = "[image]\nname = \"n\"\n[rootfs]\ntar = \"rootfs.tar\"\noci = \"img:x\"\n";
+    let e = resolve_text(both, d.path()).unwrap_err();
+    assert!(e.to_string().contains("both `tar` and `oci`"), "{e}");
 }

@@ -11,7 +11,8 @@ use crate::pipeline::{self, BuildOptions};
 /// The embedded default node image configuration.
 pub const DEFAULT_CONFIG: &str = include_str!("../default-image.toml");
 
-/// Build a disk image (disk.raw, uki.efi, manifest.json, SHA256SUMS) from an image.toml, or
+/// Build a disk image (disk.raw, uki.efi, manifest.json, manifest.sigstore.json when a signing
+/// key is configured, SHA256SUMS) from an image.toml, or
 /// the embedded default node image without CONFIG.
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 pub mod boot;
 pub mod build;
+pub mod diff;
 pub mod inspect;
 pub mod keygen;
 pub mod measure;
@@ -36,6 +37,7 @@ pub enum Command {
     Verify(verify::Args),
     Boot(boot::Args),
     Inspect(inspect::Args),
+    Diff(diff::Args),
 }
 
 /// Global options every subcommand sees.
@@ -50,6 +52,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Build(a) => build::run(a, g),
         Command::Inspect(a) => inspect::run(a, g),
+        Command::Diff(a) => diff::run(a, g),
         Command::Boot(a) => boot::run(a, g),
         Command::Measure(a) => measure::run(a, g),
         Command::Keygen(a) => keygen::run(a, g),

@@ -16,6 +16,7 @@ mod dir;
 mod emit;
 mod format;
 mod layout;
+pub mod read;
 mod record;
 mod xattr;
 

@@ -25,8 +25,7 @@ pub fn bootstrap(d: &DebianSource, epoch: u64, work: &Path) -> Result<std::path:
         "unshare"
     };
     let mut cmd = Command::new("mmdebstrap");
-    cmd.arg("--quiet")
-        .arg(format!("--mode={mode}"))
+    cmd.arg(format!("--mode={mode}"))
         .arg(format!("--variant={}", d.variant))
         .env("SOURCE_DATE_EPOCH", epoch.to_string())
         .env("LC_ALL", "C.UTF-8");
@@ -34,6 +33,15 @@ pub fn bootstrap(d: &DebianSource, epoch: u64, work: &Path) -> Result<std::path:
         cmd.arg(format!("--include={}", d.packages.join(",")));
     }
     cmd.arg(&d.suite).arg(&out);
+    // A fixed umask: the caller's (say 077) would leak into file modes in the rootfs and lock
+    // apt's unprivileged download sandbox out of its own list directory.
+    // SAFETY: umask is async-signal-safe and touches only the child's state.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::umask(0o022);
+            Ok(())
+        });
+    }
     if let Some(m) = &d.mirror {
         cmd.arg(m);
     }

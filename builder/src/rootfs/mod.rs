@@ -5,6 +5,7 @@
 mod debian;
 mod dir;
 mod normalize;
+mod oci;
 mod store;
 mod tarball;
 mod tree;
@@ -20,8 +21,8 @@ pub use tree::{parent_of, path_cmp, ContentStore, DataRef, Entry, Kind, Tree, Xa
 #[derive(Debug)]
 pub struct Loaded {
     pub tree: Tree,
-    /// SHA-256 of the tar file (for Debian: of the tar mmdebstrap wrote); `None` for a
-    /// directory (its identity is the erofs image).
+    /// SHA-256 of the tar file, or of the selected OCI image manifest blob (the image's
+    /// digest); `None` for a directory (its identity is the erofs image).
     pub input_sha256: Option<[u8; 32]>,
     /// Installed Debian packages → versions, for Debian sources.
     pub packages: Option<std::collections::BTreeMap<String, String>>,
@@ -51,6 +52,14 @@ pub fn load(source: &RootfsSource, epoch: u64, work_dir: &Path) -> Result<Loaded
                 tree,
                 input_sha256: Some(digest),
                 packages,
+            })
+        }
+        RootfsSource::Oci { dir, tag } => {
+            let (tree, digest) = oci::read(dir, tag.as_deref(), epoch, work_dir)?;
+            Ok(Loaded {
+                tree,
+                input_sha256: Some(digest),
+                packages: None,
             })
         }
     }

@@ -30,7 +30,8 @@ pub fn clean_path(raw: &[u8]) -> Result<String> {
 #[derive(Debug, Default)]
 pub struct Builder {
     /// path → entry; later duplicates of the same kind replace earlier ones (tar semantics).
-    entries: HashMap<String, Entry>,
+    /// Byte order of the keys keeps the descendants of `p` contiguous (`p/` ≤ key < `p0`).
+    entries: BTreeMap<String, Entry>,
 }
 
 impl Builder {
@@ -48,6 +49,49 @@ impl Builder {
         }
         self.entries.insert(e.path.clone(), e);
         Ok(())
+    }
+
+    /// The entry collected at `path`, if any.
+    pub fn get(&self, path: &str) -> Option<&Entry> {
+        self.entries.get(path)
+    }
+
+    /// Adds `e` with layer semantics: an entry of another kind at the same path is removed
+    /// first (with everything below it); a directory over a directory keeps its children.
+    pub fn replace(&mut self, e: Entry) {
+        let same_dir = e.kind == Kind::Dir
+            && self
+                .entries
+                .get(&e.path)
+                .is_some_and(|old| old.kind == Kind::Dir);
+        if !same_dir {
+            self.remove(&e.path);
+        }
+        self.entries.insert(e.path.clone(), e);
+    }
+
+    /// Removes `path` and everything below it; returns how many entries went.
+    pub fn remove(&mut self, path: &str) -> usize {
+        let gone = usize::from(self.entries.remove(path).is_some());
+        gone + self.clear_dir(path)
+    }
+
+    /// Removes everything below `path` (the entry itself stays); returns how many went.
+    pub fn clear_dir(&mut self, path: &str) -> usize {
+        let below: Vec<String> = if path.is_empty() {
+            self.entries
+                .keys()
+                .filter(|k| !k.is_empty())
+                .cloned()
+                .collect()
+        } else {
+            let (lo, hi) = (format!("{path}/"), format!("{path}0"));
+            self.entries.range(lo..hi).map(|(k, _)| k.clone()).collect()
+        };
+        for k in &below {
+            self.entries.remove(k);
+        }
+        below.len()
     }
 
     /// Sorts, adds missing parents (0755 root:root at `epoch`), clamps mtimes to `epoch`,
@@ -310,5 +354,35 @@ mod tests {
                 ..file("x")
             })
             .is_err());
+    }
+
+    #[test]
+    fn remove_clear_and_replace_keep_siblings() {
+        let mut b = Builder::default();
+        for p in ["a", "a/x", "a/y/z", "a-b", "a0", "ab"] {
+            b.add(Entry {
+                kind: Kind::Dir,
+                ..file(p)
+            })
+            .unwrap();
+        }
+        assert_eq!(b.clear_dir("a"), 2, "a/x and a/y/z (a/y is implicit)");
+        assert!(b.get("a").is_some() && b.get("a-b").is_some() && b.get("a0").is_some());
+        assert_eq!(b.remove("a"), 1);
+        b.replace(file("ab/f"));
+        b.replace(file("ab")); // dir → file drops ab/f
+        assert!(b.get("ab/f").is_none());
+        b.replace(Entry {
+            kind: Kind::Dir,
+            perm: 0o700,
+            ..file("a0")
+        });
+        let l = b.finish(0).unwrap();
+        let paths: Vec<_> = l.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["", "a-b", "a0", "ab"]);
+        assert_eq!(l[2].perm, 0o700);
+        let mut b = Builder::default();
+        b.add(file("x/y")).unwrap();
+        assert_eq!(b.clear_dir(""), 1);
     }
 }

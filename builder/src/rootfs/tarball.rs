@@ -166,7 +166,7 @@ fn walk<R: Read>(
 }
 
 /// Converts one tar entry (metadata only); `None` for entries that carry no file (PAX globals).
-fn convert<R: Read>(te: &mut tar::Entry<'_, R>) -> Result<Option<Entry>> {
+pub(super) fn convert<R: Read>(te: &mut tar::Entry<'_, R>) -> Result<Option<Entry>> {
     use tar::EntryType as T;
     let h = te.header().clone();
     let path = clean_path(&te.path_bytes())?;
