@@ -65,8 +65,8 @@ pub fn launch_digest(fw: &Ovmf, launch: &SnpLaunch) -> Result<SnpMeasurement> {
     Ok(ld.finish().measurement())
 }
 
-/// The save areas for `vcpus` vCPUs; an AP entry point is required whenever `vcpus > 1`.
-pub(crate) fn vmsas(
+/// The VMSA pages of `fw` for `vcpus` vCPUs (an AP entry point is required when `vcpus > 1`).
+pub fn vmsas(
     fw: &Ovmf,
     vcpus: u32,
     features: GuestFeatures,
