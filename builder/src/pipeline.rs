@@ -42,8 +42,8 @@ pub struct Built {
 /// Builds the image described by `cfg` into `opts.out_dir`.
 pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
     anyhow::ensure!(
-        cfg.measurements.snp.is_none() && cfg.measurements.tdx.is_none() && cfg.signing_key.is_none(),
-        "{}: [measurements.snp], [measurements.tdx] and [signing] are not supported by this build yet",
+        cfg.signing_key.is_none(),
+        "{}: [signing] is not supported by this build yet",
         cfg.file.display()
     );
     let init = std::fs::read(&opts.init)
@@ -54,6 +54,10 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
     let work = staging.work_dir()?;
     let progress = Progress::new();
     let epoch = cfg.source_date_epoch;
+    // Independent of the image: computed first so a bad firmware or name fails fast.
+    let (snp, tdx) = progress.stage("launch digests", || {
+        crate::launch::manifest_entries(&cfg.measurements)
+    })?;
 
     let loaded = progress.stage("rootfs", || rootfs::load(&cfg.rootfs, epoch, &work))?;
     let tree = &loaded.tree;
@@ -154,8 +158,8 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
         pcrs: None,
         pcr11_phases: None,
         events: None,
-        snp: None,
-        tdx: None,
+        snp,
+        tdx,
         initrd: manifest::Initrd {
             sha256: output::sha256_hex(&initrd_bytes),
             modules: modules.load_order,
