@@ -14,9 +14,10 @@ use measurements::manifest::{SnpEntry, TdxEntry};
 use sha2::{Digest as _, Sha256};
 
 /// The manifest's `snp` and `tdx` arrays (`None` where the config has no such section).
-pub fn manifest_entries(
-    cfg: &MeasurementsConfig,
-) -> Result<(Option<Vec<SnpEntry>>, Option<Vec<TdxEntry>>)> {
+pub type LaunchEntries = (Option<Vec<SnpEntry>>, Option<Vec<TdxEntry>>);
+
+/// Computes the manifest's `snp` and `tdx` arrays from `[measurements]`.
+pub fn manifest_entries(cfg: &MeasurementsConfig) -> Result<LaunchEntries> {
     let snp = cfg.snp.as_ref().map(snp_entries).transpose()?;
     let tdx = cfg.tdx.as_ref().map(tdx_entries).transpose()?;
     Ok((snp, tdx))
