@@ -146,6 +146,102 @@ fn cases(fw: &Firmware, kernel: &[String]) -> Vec<Vec<String>> {
     out
 }
 
+/// `--snp-ovmf-hash` with the firmware hash nodeimg computes (both tools must then give the
+/// unseeded digest), and with a hash of the wrong length.
+fn seeded_cases(fw: &Firmware) -> Vec<Vec<String>> {
+    let ovmf = fw.path.to_str().unwrap();
+    let out = run(
+        nodeimg(),
+        &["measure", "snp", "--mode", "snp:ovmf-hash", "--ovmf"],
+        &s(&[ovmf]),
+    );
+    assert_ok(&out, "measure snp --mode snp:ovmf-hash");
+    let hash = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let base = [
+        "--mode",
+        "snp",
+        "--ovmf",
+        ovmf,
+        "--vcpus",
+        "4",
+        "--vcpu-type",
+        "EPYC-Genoa",
+    ];
+    let mut seeded = s(&base);
+    seeded.extend(s(&["--snp-ovmf-hash", &hash]));
+    let mut gce = seeded.clone();
+    gce.extend(s(&["--vmm-type", "gce"]));
+    let mut short = s(&base);
+    short.extend(s(&["--snp-ovmf-hash", &hash[..40]]));
+    vec![seeded, gce, short]
+}
+
+/// Argument lists both tools must refuse.
+fn refusals() -> Vec<Vec<String>> {
+    let a = fixture("ovmf_AmdSev_suffix.bin");
+    let a = a.to_str().unwrap();
+    vec![
+        s(&["--mode", "snp", "--ovmf", a, "--vcpu-type", "EPYC"]), // no --vcpus
+        s(&["--mode", "snp", "--ovmf", a, "--vcpus", "2"]),        // QEMU without a vCPU
+        s(&[
+            "--mode",
+            "seves",
+            "--ovmf",
+            a,
+            "--vcpus",
+            "2",
+            "--vcpu-type",
+            "EPYC-v9",
+        ]),
+        s(&[
+            "--mode",
+            "snp",
+            "--ovmf",
+            a,
+            "--vcpus",
+            "1",
+            "--vcpu-type",
+            "EPYC",
+            "--vmm-type",
+            "qemu",
+        ]),
+        s(&[
+            "--mode",
+            "snp",
+            "--ovmf",
+            a,
+            "--vcpus",
+            "1",
+            "--vcpu-type",
+            "EPYC",
+            "--initrd",
+            a,
+        ]),
+        s(&[
+            "--mode",
+            "seves",
+            "--ovmf",
+            a,
+            "--vcpus",
+            "1",
+            "--vcpu-type",
+            "EPYC",
+            "--snp-ovmf-hash",
+            "00",
+        ]),
+        s(&[
+            "--mode",
+            "snp",
+            "--ovmf",
+            "/nonexistent/OVMF.fd",
+            "--vcpus",
+            "1",
+            "--vcpu-type",
+            "EPYC",
+        ]),
+    ]
+}
+
 fn run(program: &Path, prefix: &[&str], args: &[String]) -> Output {
     Command::new(program)
         .args(prefix)
@@ -212,8 +308,12 @@ fn sev_snp_measure_agrees_on_every_combination() {
     };
     let dir = tempfile::tempdir().unwrap();
     let kernel = kernel_args(dir.path());
-    let all: Vec<Vec<String>> = firmwares().iter().flat_map(|f| cases(f, &kernel)).collect();
-    nodeimg(); // build once before the threads start
+    let mut all: Vec<Vec<String>> = Vec::new();
+    for fw in firmwares() {
+        all.extend(cases(&fw, &kernel));
+        all.extend(seeded_cases(&fw));
+    }
+    all.extend(refusals());
     let half = all.len().div_ceil(2);
     let verdicts: Vec<Verdict> = std::thread::scope(|sc| {
         let workers: Vec<_> = all
