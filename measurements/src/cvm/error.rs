@@ -86,11 +86,13 @@ pub enum CvmError {
         /// Its size in bytes.
         size: u64,
     },
-    /// A firmware image larger than the 4 GiB it must fit below.
-    #[error("firmware is {size} bytes; it must be smaller than 4 GiB")]
+    /// An image larger than the guest-physical space below where it must end.
+    #[error("image is {size} bytes; it does not fit below guest-physical address {end:#x}")]
     FirmwareTooLarge {
         /// Its size in bytes.
         size: u64,
+        /// Where it must end (4 GiB for a `-bios` image).
+        end: u64,
     },
     /// Measured direct boot was requested but the firmware cannot do it.
     #[error("kernel given but {why}")]

@@ -3,6 +3,7 @@
 //! * AMD SEV-SNP `MEASUREMENT` ([`snp::launch_digest`]; SHA-384 over firmware pages, SEV
 //!   metadata sections and one VMSA per vCPU) for QEMU, AWS EC2 and Google GCE, with or without
 //!   the measured-direct-boot kernel hashes page, plus the firmware-only [`snp::ovmf_hash`];
+//! * the SNP digest of a COCONUT-SVSM guest ([`svsm::launch_digest`]);
 //! * the older SEV and SEV-ES digests ([`sev`], SHA-256);
 //! * Intel TDX `MRTD` ([`tdx::mrtd`], single- or two-pass record order).
 //!
@@ -34,6 +35,7 @@ pub mod ovmf;
 pub mod sev;
 pub mod sevmeta;
 pub mod snp;
+pub mod svsm;
 pub mod tdvf;
 pub mod tdx;
 pub mod vcpu;
@@ -50,6 +52,7 @@ pub use hashes::SevHashes;
 pub use ovmf::Ovmf;
 pub use sevmeta::{SevSection, SevSectionKind};
 pub use snp::SnpLaunch;
+pub use svsm::SvsmLaunch;
 pub use tdvf::{TdxMetadata, TdxSection};
 pub use tdx::MrtdOrder;
 pub use vcpu::{VcpuSignature, VCPU_TYPES};

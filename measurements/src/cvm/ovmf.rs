@@ -77,6 +77,13 @@ pub const SEV_METADATA_GUID: Guid = Guid::new(
     0x4798,
     [0xa7, 0x5e, 0x55, 0x85, 0xa7, 0xbf, 0x67, 0xcc],
 );
+/// `a789a612-…`: SVSM information (inside an SVSM image: `u32` entry point offset).
+pub const SVSM_INFO_GUID: Guid = Guid::new(
+    0xa789_a612,
+    0x0597,
+    0x4c4b,
+    [0xa4, 0x9f, 0xcb, 0xb1, 0xfe, 0x9d, 0x1d, 0xdd],
+);
 /// `e47a6535-…`: offset from the end of the file to the `TDVF` descriptor.
 pub const TDX_METADATA_GUID: Guid = Guid::new(
     0xe47a_6535,
@@ -107,19 +114,27 @@ pub struct FooterEntry<'a> {
 #[derive(Debug, Clone)]
 pub struct Ovmf<'a> {
     data: &'a [u8],
+    /// Guest-physical address just past the image (4 GiB for a `-bios` image).
+    end: u64,
     entries: Vec<FooterEntry<'a>>,
 }
 
 impl<'a> Ovmf<'a> {
     /// Parses the footer table of `data` (a whole `-bios` image, or its last pages).
     pub fn parse(data: &'a [u8]) -> Result<Self> {
-        if data.len() as u64 >= FOUR_GIB {
-            return Err(CvmError::FirmwareTooLarge {
-                size: data.len() as u64,
-            });
+        Self::parse_ending_at(data, FOUR_GIB)
+    }
+
+    /// Parses an image that QEMU maps to end just below guest-physical address `end` (an SVSM
+    /// image ends below the OVMF code and vars).
+    pub fn parse_ending_at(data: &'a [u8], end: u64) -> Result<Self> {
+        // An image ending at 4 GiB must leave page 0 free; one ending lower may start at 0.
+        let size = data.len() as u64;
+        if size > end || end > FOUR_GIB || size == FOUR_GIB {
+            return Err(CvmError::FirmwareTooLarge { size, end });
         }
         let entries = parse_table(data)?;
-        Ok(Ovmf { data, entries })
+        Ok(Ovmf { data, end, entries })
     }
 
     /// The whole image.
@@ -127,9 +142,10 @@ impl<'a> Ovmf<'a> {
         self.data
     }
 
-    /// Guest-physical address of the first byte (the image ends at 4 GiB).
+    /// Guest-physical address of the first byte (the image ends at 4 GiB unless parsed with
+    /// [`Ovmf::parse_ending_at`]).
     pub fn gpa(&self) -> u64 {
-        FOUR_GIB - self.data.len() as u64
+        self.end - self.data.len() as u64
     }
 
     /// The entries from the top of the table down (file order reversed).
@@ -173,6 +189,11 @@ impl<'a> Ovmf<'a> {
             }),
             Some(off) => tdvf::parse(self.data, off),
         }
+    }
+
+    /// The SVSM entry point offset from the SVSM information block (`None` without it).
+    pub fn svsm_entry_offset(&self) -> Result<Option<u32>> {
+        self.entry_u32(SVSM_INFO_GUID, "SVSM information block", 0)
     }
 
     fn entry_u32(&self, guid: Guid, what: &'static str, at: usize) -> Result<Option<u32>> {

@@ -95,7 +95,7 @@ fn firmware_pages(ld: &mut LaunchDigest<Updating>, fw: &Ovmf) -> Result<()> {
     Ok(())
 }
 
-fn metadata_pages(
+pub(crate) fn metadata_pages(
     ld: &mut LaunchDigest<Updating>,
     fw: &Ovmf,
     sections: &[SevSection],

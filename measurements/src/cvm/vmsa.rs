@@ -164,6 +164,35 @@ pub fn save_area(
     p.0
 }
 
+/// The save area every vCPU of a COCONUT-SVSM guest starts with: 64-bit flat segments, RIP at
+/// the SVSM entry point, SEV_FEATURES fixed at SNPActive. X87_FCW stays 0 as in sev-snp-measure
+/// 0.0.13 (whose hardware-captured SVSM vectors were produced that way).
+pub fn svsm_save_area(entry: u64, sig: VcpuSignature) -> Box<VmsaPage> {
+    let mut p = Page(Box::new([0; 4096]));
+    for data in [0x00, 0x20, 0x30, 0x40] {
+        p.segment(data, 16, 0xc93, 0xffff_ffff, 0); // ES, SS, DS, FS
+    }
+    p.segment(0x10, 8, 0xc9b, 0xffff_ffff, 0); // CS
+    p.segment(0x50, 0, 0x93, 0xffff, 0); // GS
+    p.segment(0x60, 0, 0, 0xffff, 0); // GDTR
+    p.segment(0x70, 0, 0x82, 0xffff, 0); // LDTR
+    p.segment(0x80, 0, 0, 0xffff, 0); // IDTR
+    p.segment(0x90, 0, 0x8b, 0xffff, 0); // TR
+    p.put(0x0d0, &0x1000u64.to_le_bytes()); // EFER.SVME
+    p.put(0x148, &0x40u64.to_le_bytes()); // CR4.MCE
+    p.put(0x158, &0x11u64.to_le_bytes()); // CR0
+    p.put(0x160, &0x400u64.to_le_bytes()); // DR7
+    p.put(0x168, &0xffff_0ff0u64.to_le_bytes()); // DR6
+    p.put(0x170, &0x2u64.to_le_bytes()); // RFLAGS
+    p.put(0x178, &entry.to_le_bytes()); // RIP
+    p.put(0x268, &0x0007_0406_0007_0406u64.to_le_bytes()); // G_PAT
+    p.put(0x310, &u64::from(sig.0).to_le_bytes()); // RDX
+    p.put(0x3b0, &1u64.to_le_bytes()); // SEV_FEATURES
+    p.put(0x3e8, &0x1u64.to_le_bytes()); // XCR0
+    p.put(0x408, &0x1f80u32.to_le_bytes()); // MXCSR
+    p.0
+}
+
 /// The VMSAs of a guest: vCPU 0 runs the BSP save area, every other vCPU the AP one.
 #[derive(Debug, Clone)]
 pub struct Vmsas {

@@ -26,6 +26,9 @@ pub enum Mode {
     /// SEV-SNP digest of the firmware pages only (to seed --snp-ovmf-hash).
     #[value(name = "snp:ovmf-hash")]
     SnpOvmfHash,
+    /// SEV-SNP digest of a COCONUT-SVSM guest (needs --svsm and --vars-size or --vars-file).
+    #[value(name = "snp:svsm")]
+    SnpSvsm,
 }
 
 /// Output encoding of the digest.
@@ -66,15 +69,8 @@ pub struct Args {
     /// Hypervisor that builds the VMSAs (case-sensitive).
     #[arg(long, value_name = "VMMTYPE", default_value = "QEMU", value_parser = vmm_parser())]
     pub vmm_type: VmmType,
-    /// Kernel for measured direct boot (needs firmware with a kernel-hashes section).
-    #[arg(long, value_name = "PATH")]
-    pub kernel: Option<PathBuf>,
-    /// Initrd for measured direct boot.
-    #[arg(long, value_name = "PATH", requires = "kernel")]
-    pub initrd: Option<PathBuf>,
-    /// Kernel command line for measured direct boot.
-    #[arg(long, value_name = "CMDLINE", requires = "kernel")]
-    pub append: Option<String>,
+    #[command(flatten)]
+    pub direct_boot: Box<DirectBoot>,
     /// SEV_FEATURES of the guest (0x1 = SNPActive; 0x21 adds DebugSwap).
     #[arg(long, value_name = "VALUE", default_value = "0x1", value_parser = parse_auto_int)]
     pub guest_features: u64,
@@ -87,6 +83,37 @@ pub struct Args {
     /// Write the measured VMSAs to vmsa0.bin … in the current directory (seves and snp).
     #[arg(long)]
     pub dump_vmsa: bool,
+    #[command(flatten)]
+    pub svsm: Box<SvsmArgs>,
+}
+
+/// Measured direct boot: QEMU `-kernel` with `kernel-hashes=on`.
+#[derive(Debug, clap::Args)]
+pub struct DirectBoot {
+    /// Kernel for measured direct boot (needs firmware with a kernel-hashes section).
+    #[arg(long, value_name = "PATH")]
+    pub kernel: Option<PathBuf>,
+    /// Initrd for measured direct boot.
+    #[arg(long, value_name = "PATH", requires = "kernel")]
+    pub initrd: Option<PathBuf>,
+    /// Kernel command line for measured direct boot.
+    #[arg(long, value_name = "CMDLINE", requires = "kernel")]
+    pub append: Option<String>,
+}
+
+/// The COCONUT-SVSM image and the OVMF vars size (`--mode snp:svsm`).
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "snp:svsm mode")]
+pub struct SvsmArgs {
+    /// SVSM image.
+    #[arg(long, value_name = "PATH")]
+    pub svsm: Option<PathBuf>,
+    /// Size of the OVMF_VARS image in bytes.
+    #[arg(long, value_name = "SIZE", conflicts_with = "vars_file")]
+    pub vars_size: Option<u64>,
+    /// OVMF_VARS image whose size to use.
+    #[arg(long, value_name = "PATH")]
+    pub vars_file: Option<PathBuf>,
 }
 
 fn vcpu_type_parser() -> PossibleValuesParser {
@@ -152,6 +179,7 @@ fn mode_name(m: Mode) -> &'static str {
         Mode::Seves => "seves",
         Mode::Sev => "sev",
         Mode::SnpOvmfHash => "snp:ovmf-hash",
+        Mode::SnpSvsm => "snp:svsm",
     }
 }
 
@@ -162,7 +190,7 @@ fn compute(a: &Args, fw: &Ovmf) -> Result<Vec<u8>> {
     if a.snp_ovmf_hash.is_some() && a.mode != Mode::Snp {
         bail!("--snp-ovmf-hash only works with --mode snp");
     }
-    if a.dump_vmsa && a.mode == Mode::Sev {
+    if a.dump_vmsa && matches!(a.mode, Mode::Sev | Mode::SnpSvsm) {
         bail!("--dump-vmsa is only available in seves and snp modes");
     }
     let kernel = kernel_hashes(a)?;
@@ -175,6 +203,9 @@ fn compute(a: &Args, fw: &Ovmf) -> Result<Vec<u8>> {
         .vcpus
         .with_context(|| format!("missing --vcpus N in guest mode '{}'", mode_name(a.mode)))?;
     let sig = vcpu_sig(a)?;
+    if a.mode == Mode::SnpSvsm {
+        return svsm_digest(a, fw, vcpus, sig);
+    }
     if a.dump_vmsa {
         let features = GuestFeatures(if a.mode == Mode::Snp {
             a.guest_features
@@ -225,17 +256,48 @@ fn vcpu_sig(a: &Args) -> Result<VcpuSignature> {
     Ok(VcpuSignature(0))
 }
 
+fn svsm_digest(a: &Args, fw: &Ovmf, vcpus: u32, sig: VcpuSignature) -> Result<Vec<u8>> {
+    if a.vmm_type != VmmType::Qemu {
+        bail!("snp:svsm mode is only implemented for QEMU");
+    }
+    let vars_size = match (&a.svsm.vars_file, a.svsm.vars_size) {
+        (Some(f), _) => f
+            .metadata()
+            .with_context(|| format!("reading {}", f.display()))?
+            .len(),
+        (None, Some(n)) if n != 0 => n,
+        _ => bail!("snp:svsm mode requires --vars-size or --vars-file"),
+    };
+    let path = a
+        .svsm
+        .svsm
+        .as_ref()
+        .context("snp:svsm mode requires --svsm")?;
+    let svsm = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let launch = measurements::cvm::SvsmLaunch {
+        ovmf: fw.bytes(),
+        svsm: &svsm,
+        vars_size,
+        vcpus,
+        vcpu_sig: sig,
+    };
+    let d = measurements::cvm::svsm::launch_digest(&launch)
+        .with_context(|| format!("with the SVSM image {}", path.display()))?;
+    Ok(d.as_bytes().to_vec())
+}
+
 fn kernel_hashes(a: &Args) -> Result<Option<SevHashes>> {
-    let Some(kernel) = &a.kernel else {
+    let d = &a.direct_boot;
+    let Some(kernel) = &d.kernel else {
         return Ok(None);
     };
     let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
     let k = read(kernel)?;
-    let initrd = a.initrd.as_deref().map(read).transpose()?;
+    let initrd = d.initrd.as_deref().map(read).transpose()?;
     Ok(Some(SevHashes::new(
         &k,
         initrd.as_deref(),
-        a.append.as_deref(),
+        d.append.as_deref(),
     )))
 }
 
@@ -263,7 +325,7 @@ fn report(a: &Args, fw: &[u8], digest: &str) -> Result<serde_json::Value> {
         "measurement": digest,
         "ovmf_sha256": hex::encode(Sha256::digest(fw)),
     });
-    if matches!(a.mode, Mode::Snp | Mode::Seves) {
+    if matches!(a.mode, Mode::Snp | Mode::Seves | Mode::SnpSvsm) {
         v["vcpus"] = a.vcpus.into();
         v["vcpu_sig"] = vcpu_sig(a)?.to_string().into();
         v["vmm_type"] = a.vmm_type.as_str().into();
@@ -275,7 +337,7 @@ fn report(a: &Args, fw: &[u8], digest: &str) -> Result<serde_json::Value> {
         v["guest_features"] = GuestFeatures(a.guest_features).to_string().into();
     }
     if a.mode != Mode::SnpOvmfHash {
-        v["kernel_hashes"] = a.kernel.is_some().into();
+        v["kernel_hashes"] = a.direct_boot.kernel.is_some().into();
     }
     Ok(v)
 }
