@@ -93,5 +93,13 @@ pub fn fuzz_ovmf_metadata(data: &[u8]) {
         let _ = snp::launch_digest(&fw, &launch);
         let _ = sev::seves_launch_digest(&fw, 2, launch.vcpu_sig, VmmType::Gce, None);
         let _ = tdx::mrtd(&fw, MrtdOrder::TwoPass);
+        // The same bytes as an SVSM image below a blank 4 KiB OVMF.
+        let _ = svsm::launch_digest(&SvsmLaunch {
+            ovmf: &[0; 4096],
+            svsm: data,
+            vars_size: 0x1000,
+            vcpus: 2,
+            vcpu_sig: launch.vcpu_sig,
+        });
     }
 }
