@@ -366,7 +366,10 @@ fn guid_constants_match_their_published_spelling() {
     use ovmf::*;
     for (g, want) in [
         (FOOTER_GUID, "96b582de-1fb2-45f7-baea-a366c55a082d"),
-        (SEV_ES_RESET_BLOCK_GUID, "00f771de-1a7e-4fcb-890e-68c77e2fb44e"),
+        (
+            SEV_ES_RESET_BLOCK_GUID,
+            "00f771de-1a7e-4fcb-890e-68c77e2fb44e",
+        ),
         (SEV_HASH_TABLE_GUID, "7255371f-3a3b-4b04-927b-1da6efa8d454"),
         (SEV_METADATA_GUID, "dc886566-984a-4798-a75e-5585a7bf67cc"),
         (SVSM_INFO_GUID, "a789a612-0597-4c4b-a49f-cbb1fe9d1ddd"),
@@ -375,5 +378,8 @@ fn guid_constants_match_their_published_spelling() {
         assert_eq!(g.to_string(), want);
     }
     // On-disk form: the first three fields little-endian (edk2 / Python `uuid.bytes_le`).
-    assert_eq!(hex::encode(FOOTER_GUID.0), "de82b596b21ff745baeaa366c55a082d");
+    assert_eq!(
+        hex::encode(FOOTER_GUID.0),
+        "de82b596b21ff745baeaa366c55a082d"
+    );
 }
