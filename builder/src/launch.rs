@@ -1,1 +1,196 @@
-//! (filled in by its owner)
+//! Confidential-VM launch digests for the manifest: every combination of the configured
+//! firmware files, vCPU counts, vCPU types, VMM flavours and guest features (`[measurements.snp]`),
+//! and the TDX MRTD of every `[measurements.tdx]` firmware. The arithmetic is
+//! `measurements::cvm`; this module reads the files and names the config key in its errors.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use image_config::{MeasurementsConfig, SnpConfig, TdxConfig};
+use measurements::cvm::{
+    snp, tdx, GuestFeatures, MrtdOrder, Ovmf, SnpLaunch, VcpuSignature, VmmType,
+};
+use measurements::manifest::{SnpEntry, TdxEntry};
+use sha2::{Digest as _, Sha256};
+
+/// The manifest's `snp` and `tdx` arrays (`None` where the config has no such section).
+pub type LaunchEntries = (Option<Vec<SnpEntry>>, Option<Vec<TdxEntry>>);
+
+/// Computes the manifest's `snp` and `tdx` arrays from `[measurements]`.
+pub fn manifest_entries(cfg: &MeasurementsConfig) -> Result<LaunchEntries> {
+    let snp = cfg.snp.as_ref().map(snp_entries).transpose()?;
+    let tdx = cfg.tdx.as_ref().map(tdx_entries).transpose()?;
+    Ok((snp, tdx))
+}
+
+/// A firmware file and its SHA-256.
+fn read_firmware(path: &Path, key: &str) -> Result<(Vec<u8>, String)> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("{key}: reading {}", path.display()))?;
+    let sha = hex::encode(Sha256::digest(&bytes));
+    Ok((bytes, sha))
+}
+
+fn snp_entries(cfg: &SnpConfig) -> Result<Vec<SnpEntry>> {
+    let types = cfg
+        .vcpu_types
+        .iter()
+        .map(|t| Ok((t.as_str(), VcpuSignature::from_type(t)?)))
+        .collect::<Result<Vec<_>, measurements::cvm::CvmError>>()
+        .context("measurements.snp.vcpu-types")?;
+    let vmms = cfg
+        .vmm_types
+        .iter()
+        .map(|v| v.parse::<VmmType>())
+        .collect::<Result<Vec<_>, _>>()
+        .context("measurements.snp.vmm-types")?;
+    let mut out = Vec::new();
+    for path in &cfg.ovmf {
+        let (bytes, sha) = read_firmware(path, "measurements.snp.ovmf")?;
+        let what = || {
+            format!(
+                "measurements.snp.ovmf: SEV-SNP digests of {}",
+                path.display()
+            )
+        };
+        let fw = Ovmf::parse(&bytes).with_context(what)?;
+        // The firmware pages are the same for every combination: hash them once and seed.
+        let seed = snp::ovmf_hash(&fw).with_context(what)?;
+        for &vcpus in &cfg.vcpus {
+            for &(vcpu_type, sig) in &types {
+                for &vmm in &vmms {
+                    for &features in &cfg.guest_features {
+                        let launch = SnpLaunch {
+                            vcpus,
+                            vcpu_sig: sig,
+                            guest_features: GuestFeatures(features),
+                            vmm,
+                            kernel_hashes: None,
+                            ovmf_hash: Some(seed),
+                        };
+                        let m = snp::launch_digest(&fw, &launch).with_context(what)?;
+                        out.push(SnpEntry {
+                            vcpus,
+                            vcpu_type: vcpu_type.to_string(),
+                            vcpu_sig: sig.to_string(),
+                            vmm_type: vmm.to_string(),
+                            guest_features: GuestFeatures(features).to_string(),
+                            ovmf_sha256: sha.clone(),
+                            measurement: m.hex(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn tdx_entries(cfg: &TdxConfig) -> Result<Vec<TdxEntry>> {
+    let order = if cfg.two_pass {
+        MrtdOrder::TwoPass
+    } else {
+        MrtdOrder::SinglePass
+    };
+    cfg.ovmf
+        .iter()
+        .map(|path| {
+            let (bytes, sha) = read_firmware(path, "measurements.tdx.ovmf")?;
+            let what = || format!("measurements.tdx.ovmf: TDX MRTD of {}", path.display());
+            let fw = Ovmf::parse(&bytes).with_context(what)?;
+            let mrtd = tdx::mrtd(&fw, order).with_context(what)?;
+            Ok(TdxEntry {
+                ovmf_sha256: sha,
+                mrtd: mrtd.hex(),
+                two_pass: cfg.two_pass,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../measurements/tests/data/cvm")
+            .join(name)
+    }
+
+    fn snp_cfg(vcpu_types: &[&str], vmm_types: &[&str]) -> MeasurementsConfig {
+        MeasurementsConfig {
+            banks: vec![],
+            snp: Some(SnpConfig {
+                ovmf: vec![fixture("ovmf_AmdSev_suffix.bin")],
+                vcpus: vec![1, 4],
+                vcpu_types: vcpu_types.iter().map(|s| s.to_string()).collect(),
+                vmm_types: vmm_types.iter().map(|s| s.to_string()).collect(),
+                guest_features: vec![0x1, 0x21],
+            }),
+            tdx: None,
+        }
+    }
+
+    /// Every combination, in config order; the values are sev-snp-measure 0.0.13's
+    /// (`tests/test_guest.py`: AmdSev fixture, no kernel, EPYC-v4, QEMU).
+    #[test]
+    fn snp_combinations() {
+        let (snp, tdx) =
+            manifest_entries(&snp_cfg(&["EPYC-v4", "EPYC-Milan"], &["QEMU", "gce"])).unwrap();
+        assert!(tdx.is_none());
+        let snp = snp.unwrap();
+        assert_eq!(snp.len(), 2 * 2 * 2 * 2);
+        let first = &snp[0];
+        assert_eq!(
+            (
+                first.vcpus,
+                first.vcpu_type.as_str(),
+                first.vmm_type.as_str()
+            ),
+            (1, "EPYC-v4", "QEMU")
+        );
+        assert_eq!(
+            (first.vcpu_sig.as_str(), first.guest_features.as_str()),
+            ("0x800f12", "0x1")
+        );
+        assert_eq!(first.measurement, "19358ba9a7615534a9a1e2f0dfc29384dcd4dcb7062ff9c6013b26869a5fc6ecabe033c48dd6f6db5d6d76e7c5df632d");
+        assert_eq!(snp[1].measurement, "e1e1ca029dd7973ab9513295be68198472dcd4fc834bd9af9b63f6e8a1674dbf281a9278a4a2ebe0eed9f22adbcd0e2b");
+        assert_eq!(
+            first.ovmf_sha256,
+            "8f765dfabc127fc0a938a0744a3103ec15864d7d794eb4c398aa976b6d6ab16c"
+        );
+    }
+
+    #[test]
+    fn unknown_names_point_at_the_config_key() {
+        let e = manifest_entries(&snp_cfg(&["EPYC-v9"], &["QEMU"])).unwrap_err();
+        assert!(
+            format!("{e:#}")
+                .starts_with("measurements.snp.vcpu-types: unknown vCPU type `EPYC-v9`"),
+            "{e:#}"
+        );
+        let e = manifest_entries(&snp_cfg(&["EPYC"], &["qemu"])).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("measurements.snp.vmm-types: unknown VMM type `qemu`"),
+            "{e:#}"
+        );
+    }
+
+    #[test]
+    fn tdx_of_a_fixture_without_full_image_is_an_error_naming_the_file() {
+        let cfg = MeasurementsConfig {
+            banks: vec![],
+            snp: None,
+            tdx: Some(TdxConfig {
+                ovmf: vec![fixture("ovmf_OvmfX64_suffix.bin")],
+                two_pass: false,
+            }),
+        };
+        let e = format!("{:#}", manifest_entries(&cfg).unwrap_err());
+        assert!(
+            e.contains("measurements.tdx.ovmf: TDX MRTD of") && e.contains("runs past the end"),
+            "{e}"
+        );
+    }
+}

@@ -41,11 +41,6 @@ pub struct Built {
 
 /// Builds the image described by `cfg` into `opts.out_dir`.
 pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
-    anyhow::ensure!(
-        cfg.measurements.snp.is_none() && cfg.measurements.tdx.is_none(),
-        "{}: [measurements.snp] and [measurements.tdx] are not supported by this build yet",
-        cfg.file.display()
-    );
     let signer = cfg
         .signing_key
         .as_deref()
@@ -61,6 +56,10 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
     let work = staging.work_dir()?;
     let progress = Progress::new();
     let epoch = cfg.source_date_epoch;
+    // Independent of the image: computed first so a bad firmware or name fails fast.
+    let (snp, tdx) = progress.stage("launch digests", || {
+        crate::launch::manifest_entries(&cfg.measurements)
+    })?;
 
     let loaded = progress.stage("rootfs", || rootfs::load(&cfg.rootfs, epoch, &work))?;
     let tree = &loaded.tree;
@@ -169,8 +168,8 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
         pcrs: None,
         pcr11_phases: None,
         events: None,
-        snp: None,
-        tdx: None,
+        snp,
+        tdx,
         initrd: manifest::Initrd {
             sha256: output::sha256_hex(&initrd_bytes),
             modules: modules.load_order,

@@ -30,11 +30,41 @@ pub struct Manifest {
     pub events: Option<Vec<Event>>,
     /// SEV-SNP launch digests, one per configured combination.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub snp: Option<Vec<serde_json::Value>>,
+    pub snp: Option<Vec<SnpEntry>>,
     /// TDX MRTDs, one per configured firmware.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tdx: Option<Vec<serde_json::Value>>,
+    pub tdx: Option<Vec<TdxEntry>>,
     pub inputs: Inputs,
+}
+
+/// One expected SEV-SNP launch digest: the firmware and launch parameters it holds for.
+/// Computed as sev-snp-measure 0.0.13 `--mode snp` does, without kernel hashes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnpEntry {
+    pub vcpus: u32,
+    /// QEMU CPU model name (`EPYC-v4`, …); ignored by the ec2 and gce flavours.
+    pub vcpu_type: String,
+    /// The vCPU signature it stands for, hex (`0x800f12`).
+    pub vcpu_sig: String,
+    /// `QEMU`, `ec2` or `gce`.
+    pub vmm_type: String,
+    /// SEV_FEATURES, hex (`0x1`).
+    pub guest_features: String,
+    /// SHA-256 of the firmware file.
+    pub ovmf_sha256: String,
+    /// The expected `MEASUREMENT` (SHA-384, hex).
+    pub measurement: String,
+}
+
+/// One expected TDX MRTD.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TdxEntry {
+    /// SHA-256 of the firmware file.
+    pub ovmf_sha256: String,
+    /// The expected `MRTD` (SHA-384, hex).
+    pub mrtd: String,
+    /// Whether the records were ordered per section (Intel's QEMU 8.x) rather than per page.
+    pub two_pass: bool,
 }
 
 /// One expected measurement event.

@@ -47,6 +47,19 @@ pub fn have_root() -> bool {
     false
 }
 
+/// `true` if `path` exists; otherwise a loud SKIP naming `hint` (or a failure under
+/// `NODEIMG_REQUIRE_TOOLS=1`).
+pub fn have_file(path: &Path, hint: &str) -> bool {
+    if path.exists() {
+        return true;
+    }
+    skip_or_fail(
+        "NODEIMG_REQUIRE_TOOLS",
+        &format!("{} is missing ({hint})", path.display()),
+    );
+    false
+}
+
 fn skip_or_fail(var: &str, why: &str) {
     if std::env::var(var).is_ok_and(|v| v == "1") {
         panic!("{why} and {var}=1");
