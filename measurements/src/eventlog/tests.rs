@@ -8,9 +8,14 @@ use crate::pcr::Event;
 const LOG_257: &[u8] = include_bytes!("../../../fixtures/eventlog/ovmf-stub257.bin");
 /// The PCR values nodeimg-init read from sysfs in the same boot.
 const PCRS_257: &str = include_str!("../../../fixtures/eventlog/ovmf-stub257.pcrs.json");
+/// The same for the 252 and 254 stubs.
+const LOG_252: &[u8] = include_bytes!("../../../fixtures/eventlog/ovmf-stub252.bin");
+const PCRS_252: &str = include_str!("../../../fixtures/eventlog/ovmf-stub252.pcrs.json");
+const LOG_254: &[u8] = include_bytes!("../../../fixtures/eventlog/ovmf-stub254.bin");
+const PCRS_254: &str = include_str!("../../../fixtures/eventlog/ovmf-stub254.pcrs.json");
 
-fn observed() -> BTreeMap<String, BTreeMap<u32, String>> {
-    let raw: BTreeMap<String, BTreeMap<String, String>> = serde_json::from_str(PCRS_257).unwrap();
+fn observed(json: &str) -> BTreeMap<String, BTreeMap<u32, String>> {
+    let raw: BTreeMap<String, BTreeMap<String, String>> = serde_json::from_str(json).unwrap();
     raw.into_iter()
         .map(|(b, v)| {
             (
@@ -86,7 +91,7 @@ fn parses_the_real_ovmf_log() {
 #[test]
 fn replay_equals_the_pcrs_the_tpm_reported() {
     let log = EventLog::parse(LOG_257).unwrap();
-    let seen = observed();
+    let seen = observed(PCRS_257);
     for bank in Bank::ALL {
         let replayed = log.replay(bank).unwrap();
         assert_eq!(
