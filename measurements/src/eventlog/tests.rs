@@ -90,16 +90,23 @@ fn parses_the_real_ovmf_log() {
 
 #[test]
 fn replay_equals_the_pcrs_the_tpm_reported() {
-    let log = EventLog::parse(LOG_257).unwrap();
-    let seen = observed(PCRS_257);
-    for bank in Bank::ALL {
-        let replayed = log.replay(bank).unwrap();
-        assert_eq!(
-            replayed.keys().copied().collect::<Vec<_>>(),
-            [0, 1, 2, 3, 4, 5, 6, 7, 9, 11]
-        );
-        for (pcr, value) in &replayed {
-            assert_eq!(value.to_hex(), seen[bank.name()][pcr], "{bank} PCR {pcr}");
+    // 252 measures 4 sections into PCR 11 (8 events), 254 and 257 six (12 events).
+    for (name, bytes, json, pcr11_events) in [
+        ("252", LOG_252, PCRS_252, 8),
+        ("254", LOG_254, PCRS_254, 12),
+        ("257", LOG_257, PCRS_257, 12),
+    ] {
+        let log = EventLog::parse(bytes).unwrap();
+        assert_eq!(log.measurements(11).count(), pcr11_events, "{name}");
+        let seen = observed(json);
+        for bank in Bank::ALL {
+            let replayed = log.replay(bank).unwrap();
+            let pcrs: Vec<u32> = replayed.keys().copied().collect();
+            assert_eq!(pcrs, [0, 1, 2, 3, 4, 5, 6, 7, 9, 11], "{name}");
+            for (pcr, value) in &replayed {
+                let want = &seen[bank.name()][pcr];
+                assert_eq!(&value.to_hex(), want, "{name} {bank} PCR {pcr}");
+            }
         }
     }
 }

@@ -3,8 +3,8 @@
 //! of its initrd) hash that slice once and fork the state; independent work runs in parallel.
 
 use std::borrow::Cow;
-
-use rayon::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use super::{Bank, Digest, Hasher};
 
@@ -86,14 +86,29 @@ pub(crate) fn hash_all(messages: &[Vec<Chunk<'_>>], banks: &[Bank]) -> Vec<Vec<D
         .iter()
         .flat_map(|g| (0..banks.len()).map(move |b| (g, b)))
         .collect();
-    // Largest first, so the big hashes start at once and small ones fill the gaps.
+    // Largest first, handed out one by one to as many threads as there are cores (longest
+    // processing time first): the big hashes start at once and small ones fill the gaps.
     tasks.sort_by_key(|(g, b)| std::cmp::Reverse((g.size, *b)));
-    let done: Vec<Vec<(usize, usize, Digest)>> = tasks
-        .par_iter()
-        .map(|(g, b)| hash_group(messages, g, banks[*b], *b))
-        .collect();
+    let next = AtomicUsize::new(0);
+    let done = Mutex::new(Vec::with_capacity(tasks.len()));
+    let work = || {
+        while let Some((g, b)) = tasks.get(next.fetch_add(1, Ordering::Relaxed)) {
+            let r = hash_group(messages, g, banks[*b], *b);
+            done.lock().unwrap_or_else(|e| e.into_inner()).extend(r);
+        }
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(tasks.len());
+    std::thread::scope(|s| {
+        for _ in 1..threads {
+            s.spawn(work);
+        }
+        work();
+    });
+    let done = done.into_inner().unwrap_or_else(|e| e.into_inner());
     let mut out: Vec<Vec<Option<Digest>>> = vec![vec![None; banks.len()]; messages.len()];
-    for (m, b, d) in done.into_iter().flatten() {
+    for (m, b, d) in done {
         out[m][b] = Some(d);
     }
     out.into_iter()

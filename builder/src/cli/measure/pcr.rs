@@ -63,7 +63,13 @@ pub struct DiskArgs {
 }
 
 pub fn run_uki(a: UkiArgs, g: Globals) -> Result<ExitCode> {
+    let t = std::time::Instant::now();
     let uki = std::fs::read(&a.uki).with_context(|| format!("reading {}", a.uki.display()))?;
+    tracing::info!(
+        seconds = t.elapsed().as_secs_f64(),
+        bytes = uki.len(),
+        "read the UKI"
+    );
     report(&uki, &a.uki, &a.common, g)
 }
 
@@ -81,8 +87,13 @@ fn report(uki: &[u8], source: &Path, c: &Common, g: Globals) -> Result<ExitCode>
         firmware: measure::firmware_profile(&c.firmware)?,
         phase_paths: DEFAULT_PHASE_PATHS.iter().map(|s| s.to_string()).collect(),
     };
+    let t = std::time::Instant::now();
     let p = measure::predict_with(uki, &opts)
         .with_context(|| format!("measuring {}", source.display()))?;
+    tracing::info!(
+        seconds = t.elapsed().as_secs_f64(),
+        "predicted the measurements"
+    );
     match c.format {
         Format::Constellation => println!("{}", serde_json::to_string_pretty(&constellation(&p)?)?),
         Format::Manifest if g.json => println!("{}", serde_json::to_string_pretty(&p)?),
