@@ -144,6 +144,17 @@ struct Pending {
     event_type: EventType,
     description: String,
     message: usize,
+    /// The kernel feature without which the event does not happen.
+    needs: Option<KernelFeature>,
+}
+
+/// What the kernel's EFI stub must be able to do for a PCR 9 event to exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KernelFeature {
+    /// Measures LoadOptions (Linux ≥ 6.1).
+    LoadOptions,
+    /// Measures the LoadFile2 initrd (Linux ≥ 5.17).
+    Initrd,
 }
 
 /// Collects messages to hash and the events that use them.
@@ -168,6 +179,7 @@ impl<'a> Plan<'a> {
             event_type: t,
             description,
             message,
+            needs: None,
         });
     }
 }
@@ -176,9 +188,11 @@ impl<'a> Plan<'a> {
 pub fn predict(uki: &[u8], opts: &Options) -> Result<Prediction, PredictError> {
     let pe = Pe::parse(uki).map_err(PredictError::Uki)?;
     let stub = stub_info(&pe)?;
-    let family = stub.family;
-    refuse_unsupported(&pe, family)?;
-    let linux_section = family.find(&pe, ".linux").ok_or(PredictError::NoLinux)?;
+    refuse_unsupported(&pe, stub.family)?;
+    let linux_section = stub
+        .family
+        .find(&pe, ".linux")
+        .ok_or(PredictError::NoLinux)?;
     let linux = Memory::of(&pe, linux_section).map_err(PredictError::Uki)?;
     let kernel_bytes: Cow<'_, [u8]> = if linux.len > linux.data.len() {
         Cow::Owned(linux.to_vec())
@@ -187,18 +201,30 @@ pub fn predict(uki: &[u8], opts: &Options) -> Result<Prediction, PredictError> {
     };
     let kernel = Pe::parse(&kernel_bytes).map_err(PredictError::Kernel)?;
     check_kernel_loadimage(&kernel)?;
-    let (measures_options, measures_initrd) = kernel_pcr9_support(&kernel_bytes);
+    let (plan, cmdline) = plan(&pe, &kernel, stub.family, opts.firmware)?;
+    // The scan for the kernel's PCR 9 support runs while the hashes are computed.
+    let (digests, support) = std::thread::scope(|s| {
+        let scan = s.spawn(|| kernel_pcr9_support(&kernel_bytes));
+        let digests = hash_all(&plan.messages, &opts.banks);
+        (digests, scan.join())
+    });
+    let support = support.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    Ok(assemble(stub, opts, &plan, &digests, support, cmdline))
+}
 
+/// Every message to hash and every event, in boot order; and the handed-over command line.
+fn plan<'a>(
+    pe: &Pe<'a>,
+    kernel: &Pe<'a>,
+    family: StubFamily,
+    firmware: FirmwareProfile,
+) -> Result<(Plan<'a>, Option<String>), PredictError> {
     let mut plan = Plan::default();
-    plan.uki_auth = plan.message(auth_chunks(&pe, "UKI")?);
-    plan.kernel_auth = plan.message(auth_chunks(&kernel, "kernel")?);
-    for e in opts.firmware.pcr4_prelude() {
-        plan.event(
-            4,
-            e.event_type,
-            e.description.into(),
-            vec![borrowed(e.data)],
-        );
+    plan.uki_auth = plan.message(auth_chunks(pe, "UKI")?);
+    plan.kernel_auth = plan.message(auth_chunks(kernel, "kernel")?);
+    for e in firmware.pcr4_prelude() {
+        let chunks = vec![borrowed(e.data)];
+        plan.event(4, e.event_type, e.description.into(), chunks);
     }
     let (uki_auth, kernel_auth) = (plan.uki_auth, plan.kernel_auth);
     push_app(
@@ -206,22 +232,23 @@ pub fn predict(uki: &[u8], opts: &Options) -> Result<Prediction, PredictError> {
         uki_auth,
         "UKI \\EFI\\BOOT\\BOOTX64.EFI (Authenticode)",
     );
-    let sections = pcr11_events(&mut plan, &pe, family)?;
-    push_app(
-        &mut plan,
-        kernel_auth,
-        "kernel from .linux, started by systemd-stub with LoadImage (Authenticode)",
-    );
-    let cmdline = pcr9_events(
-        &mut plan,
-        &pe,
-        family,
-        &sections,
-        measures_options,
-        measures_initrd,
-    )?;
+    let sections = pcr11_events(&mut plan, pe, family)?;
+    let started = "kernel from .linux, started by systemd-stub with LoadImage (Authenticode)";
+    push_app(&mut plan, kernel_auth, started);
+    let cmdline = pcr9_events(&mut plan, pe, family, &sections)?;
+    Ok((plan, cmdline))
+}
 
-    let digests = hash_all(&plan.messages, &opts.banks);
+/// Turns the plan and its digests into the prediction; drops the PCR 9 events the kernel
+/// cannot make (`support` = (measures LoadOptions, measures the initrd)).
+fn assemble(
+    stub: StubInfo,
+    opts: &Options,
+    plan: &Plan<'_>,
+    digests: &[Vec<Digest>],
+    support: (bool, bool),
+    cmdline: Option<String>,
+) -> Prediction {
     let per_bank = |m: usize| -> BTreeMap<Bank, Digest> {
         opts.banks
             .iter()
@@ -229,9 +256,15 @@ pub fn predict(uki: &[u8], opts: &Options) -> Result<Prediction, PredictError> {
             .zip(digests[m].iter().copied())
             .collect()
     };
+    let happens = |p: &&Pending| match p.needs {
+        None => true,
+        Some(KernelFeature::LoadOptions) => support.0,
+        Some(KernelFeature::Initrd) => support.1,
+    };
     let events: Vec<Event> = plan
         .events
         .iter()
+        .filter(happens)
         .map(|p| Event {
             pcr: p.pcr,
             event_type: p.event_type,
@@ -249,7 +282,7 @@ pub fn predict(uki: &[u8], opts: &Options) -> Result<Prediction, PredictError> {
         .iter()
         .map(|(&b, v)| (b, phase_values(v[&11], &paths)))
         .collect();
-    Ok(Prediction {
+    Prediction {
         stub,
         firmware: opts.firmware,
         banks: opts.banks.clone(),
@@ -259,7 +292,7 @@ pub fn predict(uki: &[u8], opts: &Options) -> Result<Prediction, PredictError> {
         pcrs,
         pcr11_phases,
         cmdline,
-    })
+    }
 }
 
 fn borrowed(data: &[u8]) -> Chunk<'_> {
@@ -276,6 +309,7 @@ fn push_app(plan: &mut Plan<'_>, message: usize, description: &str) {
         event_type: EventType::EFI_BOOT_SERVICES_APPLICATION,
         description: description.to_string(),
         message,
+        needs: None,
     });
 }
 
@@ -414,8 +448,6 @@ fn pcr9_events<'a>(
     pe: &Pe<'a>,
     family: StubFamily,
     sections: &UkiSections<'a>,
-    measures_options: bool,
-    measures_initrd: bool,
 ) -> Result<Option<String>, PredictError> {
     let cmdline_section = family
         .find(pe, ".cmdline")
@@ -424,7 +456,7 @@ fn pcr9_events<'a>(
         .map_err(PredictError::Uki)?;
     let units = family.cmdline_from_section(cmdline_section.as_deref());
     let text = units.as_deref().map(String::from_utf16_lossy);
-    if let (Some(u), true) = (&units, measures_options) {
+    if let Some(u) = &units {
         let desc = format!(
             "LOADED_IMAGE::LoadOptions: {:?}",
             text.as_deref().unwrap_or("")
@@ -435,17 +467,25 @@ fn pcr9_events<'a>(
             desc,
             vec![owned(load_options_bytes(u))],
         );
+        mark_last(plan, KernelFeature::LoadOptions);
     }
-    if let (Some(chunks), true) = (family.initrd_chunks(sections), measures_initrd) {
+    if let Some(chunks) = family.initrd_chunks(sections) {
         if chunks_len(&chunks) > 0 {
             let desc = format!(
                 "Linux initrd: {}",
                 initrd_description(family, sections, &chunks)
             );
             plan.event(9, EventType::EVENT_TAG, desc, chunks);
+            mark_last(plan, KernelFeature::Initrd);
         }
     }
     Ok(text)
+}
+
+fn mark_last(plan: &mut Plan<'_>, needs: KernelFeature) {
+    if let Some(e) = plan.events.last_mut() {
+        e.needs = Some(needs);
+    }
 }
 
 fn chunks_len(chunks: &[Chunk<'_>]) -> usize {
