@@ -374,6 +374,39 @@ mod tests {
     }
 
     #[test]
+    fn waits_for_the_event_log_when_asked() {
+        let mut c = ConsoleCheck::new(vec!["A".into()], &[]);
+        c.wait_for_event_log = true;
+        assert_eq!(c.line("A"), ControlFlow::Continue(()));
+        assert_eq!(c.line("NODEIMG-EVENTLOG 0 AAAA"), ControlFlow::Continue(()));
+        assert!(c.line("[ 1.2] NODEIMG-EVENTLOG-END ab").is_break());
+        // Without --expect, the end of the event log ends the boot.
+        let mut c = ConsoleCheck::new(vec![], &[]);
+        c.wait_for_event_log = true;
+        assert_eq!(c.line("x"), ControlFlow::Continue(()));
+        assert!(c.line("NODEIMG-EVENTLOG-NONE no TPM").is_break());
+        // A failure text still stops at once.
+        let mut c = ConsoleCheck::new(vec![], &[]);
+        c.wait_for_event_log = true;
+        assert!(c.line("Kernel panic - not syncing").is_break());
+    }
+
+    #[test]
+    fn manifest_and_event_log_need_tpm() {
+        use clap::Parser;
+        for flag in ["--manifest", "--save-event-log"] {
+            let err = crate::cli::Cli::try_parse_from(["nodeimg", "boot", "d.raw", flag, "m"])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("--tpm"), "{flag}: {err}");
+            assert!(crate::cli::Cli::try_parse_from([
+                "nodeimg", "boot", "d.raw", "--tpm", flag, "m"
+            ])
+            .is_ok());
+        }
+    }
+
+    #[test]
     fn default_fail_on_is_not_duplicated() {
         let c = ConsoleCheck::new(vec![], &["Kernel panic".to_string(), "x".to_string()]);
         assert_eq!(c.fail_on, vec!["nodeimg-init: error:", "Kernel panic", "x"]);
