@@ -74,6 +74,19 @@ pub enum PredictError {
         /// Why it cannot be predicted.
         why: &'static str,
     },
+    /// A section claims more memory than its file data holds.
+    #[error(
+        "section {section}: VirtualSize {virtual_size:#x} exceeds SizeOfRawData {raw_size:#x}, \
+         so the stub would measure zero-filled memory (ukify never writes that; refused)"
+    )]
+    SectionBeyondFile {
+        /// The section name.
+        section: String,
+        /// Its `VirtualSize`.
+        virtual_size: u32,
+        /// Its `SizeOfRawData`.
+        raw_size: u32,
+    },
     /// The stub would not start the kernel with LoadImage.
     #[error("the kernel in .linux {why}: systemd-stub would use the EFI handover protocol, which nodeimg does not model")]
     KernelHandover {
@@ -193,7 +206,7 @@ pub fn predict(uki: &[u8], opts: &Options) -> Result<Prediction, PredictError> {
         .family
         .find(&pe, ".linux")
         .ok_or(PredictError::NoLinux)?;
-    let linux = Memory::of(&pe, linux_section).map_err(PredictError::Uki)?;
+    let linux = memory(&pe, linux_section)?;
     let kernel_bytes: Cow<'_, [u8]> = if linux.len > linux.data.len() {
         Cow::Owned(linux.to_vec())
     } else {
@@ -293,6 +306,19 @@ fn assemble(
         pcr11_phases,
         cmdline,
     }
+}
+
+/// A section as loaded, refusing one whose `VirtualSize` exceeds its file data (a UKI that
+/// claims gigabytes of zero-filled memory would otherwise make us hash them).
+fn memory<'a>(pe: &Pe<'a>, s: &crate::pe::Section) -> Result<Memory<'a>, PredictError> {
+    if s.virtual_size > s.size_of_raw_data {
+        return Err(PredictError::SectionBeyondFile {
+            section: s.name_lossy(),
+            virtual_size: s.virtual_size,
+            raw_size: s.size_of_raw_data,
+        });
+    }
+    Memory::of(pe, s).map_err(PredictError::Uki)
 }
 
 fn borrowed(data: &[u8]) -> Chunk<'_> {
@@ -405,7 +431,7 @@ fn pcr11_events<'a>(
         let Some(s) = family.find(pe, name) else {
             continue;
         };
-        let mem = Memory::of(pe, s).map_err(PredictError::Uki)?;
+        let mem = memory(pe, s)?;
         let mut with_nul = name.as_bytes().to_vec();
         with_nul.push(0);
         plan.event(
@@ -422,11 +448,7 @@ fn pcr11_events<'a>(
         );
     }
     let get = |name: &str| -> Result<Option<Memory<'a>>, PredictError> {
-        family
-            .find(pe, name)
-            .map(|s| Memory::of(pe, s))
-            .transpose()
-            .map_err(PredictError::Uki)
+        family.find(pe, name).map(|s| memory(pe, s)).transpose()
     };
     sections.initrd = get(".initrd")?;
     sections.ucode = match family {
@@ -451,9 +473,8 @@ fn pcr9_events<'a>(
 ) -> Result<Option<String>, PredictError> {
     let cmdline_section = family
         .find(pe, ".cmdline")
-        .map(|s| Memory::of(pe, s).map(|m| m.to_vec()))
-        .transpose()
-        .map_err(PredictError::Uki)?;
+        .map(|s| memory(pe, s).map(|m| m.to_vec()))
+        .transpose()?;
     let units = family.cmdline_from_section(cmdline_section.as_deref());
     let text = units.as_deref().map(String::from_utf16_lossy);
     if let Some(u) = &units {

@@ -287,6 +287,15 @@ fn refusals_name_the_reason() {
     for (err, want) in cases {
         assert!(err.contains(want), "{err:?} lacks {want:?}");
     }
+    // .initrd (table entry 6 of the UKI) claiming 16 MiB of memory for 70 KB of data.
+    let mut big = Uki::new("257.13").build();
+    let vs = 0x148 + 6 * 40 + 8;
+    big[vs..vs + 4].copy_from_slice(&(16u32 << 20).to_le_bytes());
+    let err = predict(&big, &Options::default()).unwrap_err().to_string();
+    assert!(
+        err.starts_with("section .initrd: VirtualSize 0x1000000 exceeds SizeOfRawData"),
+        "{err}"
+    );
     let no_magic = SynthPe::default()
         .section(".linux", &kernel(1, true), 0x4000_0020)
         .build();
@@ -294,4 +303,28 @@ fn refusals_name_the_reason() {
         predict(&no_magic, &Options::default()).unwrap_err(),
         PredictError::NoStubVersion
     );
+}
+
+/// Errors are fine, panics are bugs: every header byte of a UKI set to 0x00, 0xff and 0x7f.
+#[test]
+fn mutated_headers_never_panic() {
+    let uki = Uki::new("257.13").build();
+    let opts = Options {
+        banks: vec![Bank::Sha256],
+        ..Options::default()
+    };
+    let mut ok = 0;
+    for at in 0..0x600 {
+        for v in [0x00, 0xff, 0x7f] {
+            let mut m = uki.clone();
+            m[at] = v;
+            ok += usize::from(predict(&m, &opts).is_ok());
+            let _ = crate::authenticode::digest_of(&m, Bank::Sha256);
+        }
+    }
+    // Bytes outside the parsed fields (DOS stub, padding) change nothing that matters.
+    assert!(ok > 0x600, "{ok}");
+    for len in (0..uki.len()).step_by(997) {
+        assert!(predict(&uki[..len], &opts).is_err(), "prefix {len}");
+    }
 }
