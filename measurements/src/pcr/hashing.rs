@@ -88,7 +88,9 @@ pub(crate) fn hash_all(messages: &[Vec<Chunk<'_>>], banks: &[Bank]) -> Vec<Vec<D
         .collect();
     // Largest first, handed out one by one to as many threads as there are cores (longest
     // processing time first): the big hashes start at once and small ones fill the gaps.
-    tasks.sort_by_key(|(g, b)| std::cmp::Reverse((g.size, *b)));
+    // SHA-384 costs about twice as much per byte as SHA-256 (which has CPU instructions).
+    let cost = |g: &Group, b: usize| g.size * if banks[b] == Bank::Sha384 { 2 } else { 1 };
+    tasks.sort_by_key(|(g, b)| std::cmp::Reverse((cost(g, *b), *b)));
     let next = AtomicUsize::new(0);
     let done = Mutex::new(Vec::with_capacity(tasks.len()));
     let work = || {

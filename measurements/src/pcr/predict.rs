@@ -402,7 +402,8 @@ fn check_kernel_loadimage(kernel: &Pe<'_>) -> Result<(), PredictError> {
 /// (≥ 5.17) into PCR 9: its event description strings are present.
 fn kernel_pcr9_support(kernel: &[u8]) -> (bool, bool) {
     let (mut options, mut initrd) = (false, false);
-    for (i, _) in kernel.iter().enumerate().filter(|(_, &b)| b == b'L') {
+    // The strings sit in the EFI stub's data near the end of a bzImage: search backwards.
+    for i in (0..kernel.len()).rev().filter(|&i| kernel[i] == b'L') {
         let rest = &kernel[i..];
         options |= rest.starts_with(LOAD_OPTIONS_MARKER);
         initrd |= rest.starts_with(INITRD_MARKER);

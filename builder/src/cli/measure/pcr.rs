@@ -64,7 +64,7 @@ pub struct DiskArgs {
 
 pub fn run_uki(a: UkiArgs, g: Globals) -> Result<ExitCode> {
     let t = std::time::Instant::now();
-    let uki = std::fs::read(&a.uki).with_context(|| format!("reading {}", a.uki.display()))?;
+    let uki = measure::read_uki(&a.uki)?;
     tracing::info!(
         seconds = t.elapsed().as_secs_f64(),
         bytes = uki.len(),
