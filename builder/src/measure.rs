@@ -1,1 +1,245 @@
-//! (filled in by its owner)
+//! Measured boot for the builder: predicts the TPM PCRs a UKI produces (via the pure
+//! `measurements::pcr` models) and maps them onto the manifest's `pcrs`, `pcr11_phases`,
+//! `events` and `stub` fields; and finds the UKI inside a disk image in user space (GPT →
+//! ESP → `\EFI\BOOT\BOOTX64.EFI`), without root or loop devices.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use measurements::manifest::{self, Manifest};
+use measurements::pcr::{self, Bank, FirmwareProfile, Options};
+use serde::Serialize;
+
+use crate::{disk, esp};
+
+/// Where the firmware finds the UKI on the ESP (removable-media default path).
+pub const UKI_PATH: &str = "EFI/BOOT/BOOTX64.EFI";
+
+/// Bank → PCR index (decimal string) or phase path → lowercase hex, as in the manifest.
+pub type HexTable = BTreeMap<String, BTreeMap<String, String>>;
+
+/// The stub a prediction was made for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StubSummary {
+    /// The version from `.sdmagic`.
+    pub version: String,
+}
+
+/// A prediction, shaped like the manifest fields it fills; serializes as the
+/// `nodeimg measure … --json` document.
+#[derive(Debug, Clone, Serialize)]
+pub struct Prediction {
+    /// `manifest.pcrs`: PCRs 4, 9, 11, 12 and 13 per bank.
+    pub pcrs: HexTable,
+    /// `manifest.pcr11_phases`: PCR 11 after systemd's boot phases, per bank.
+    pub pcr11_phases: HexTable,
+    /// `manifest.events`: the expected events in boot order.
+    pub events: Vec<manifest::Event>,
+    /// `manifest.stub` (the version; the manifest also records the stub file's digest).
+    pub stub: StubSummary,
+    /// The firmware profile PCR 4 was predicted for.
+    pub firmware_profile: String,
+    /// The full model output, for human-readable reports.
+    #[serde(skip)]
+    pub detail: pcr::Prediction,
+}
+
+/// The measurements crate's bank for a configured one.
+pub fn bank(b: image_config::Bank) -> Bank {
+    match b {
+        image_config::Bank::Sha256 => Bank::Sha256,
+        image_config::Bank::Sha384 => Bank::Sha384,
+    }
+}
+
+/// Predicts the PCRs of `uki` booted as `\EFI\BOOT\BOOTX64.EFI` (Secure Boot off, the default
+/// OVMF firmware profile) in `banks`.
+pub fn predict_uki(uki: &[u8], banks: &[image_config::Bank]) -> Result<Prediction> {
+    let opts = Options {
+        banks: banks.iter().map(|&b| bank(b)).collect(),
+        ..Options::default()
+    };
+    predict_with(uki, &opts)
+}
+
+/// Like [`predict_uki`] with every option of the model.
+pub fn predict_with(uki: &[u8], opts: &Options) -> Result<Prediction> {
+    anyhow::ensure!(!opts.banks.is_empty(), "no PCR bank to predict");
+    let p = pcr::predict(uki, opts).context("predicting the UKI's TPM measurements")?;
+    Ok(shape(p))
+}
+
+/// Maps the model output onto the manifest's field shapes.
+fn shape(p: pcr::Prediction) -> Prediction {
+    let pcrs = p
+        .pcrs
+        .iter()
+        .map(|(b, v)| {
+            let vals = v.iter().map(|(i, d)| (i.to_string(), d.to_hex())).collect();
+            (b.name().to_string(), vals)
+        })
+        .collect();
+    let pcr11_phases = p
+        .pcr11_phases
+        .iter()
+        .map(|(b, v)| {
+            let vals = v
+                .iter()
+                .map(|(path, d)| (path.clone(), d.to_hex()))
+                .collect();
+            (b.name().to_string(), vals)
+        })
+        .collect();
+    let events = p.events.iter().map(manifest_event).collect();
+    Prediction {
+        pcrs,
+        pcr11_phases,
+        events,
+        stub: StubSummary {
+            version: p.stub.version.clone(),
+        },
+        firmware_profile: p.firmware.name().to_string(),
+        detail: p,
+    }
+}
+
+/// One expected event in the manifest's shape.
+pub fn manifest_event(e: &pcr::Event) -> manifest::Event {
+    manifest::Event {
+        pcr: e.pcr,
+        event_type: e.event_type.name(),
+        description: e.description.clone(),
+        digests: e
+            .digests
+            .iter()
+            .map(|(b, d)| (b.name().to_string(), d.to_hex()))
+            .collect(),
+    }
+}
+
+/// Fills `pcrs`, `pcr11_phases` and `events` of `m` (and checks `stub.version`) for `uki`.
+pub fn fill_manifest(m: &mut Manifest, uki: &[u8], banks: &[image_config::Bank]) -> Result<()> {
+    let p = predict_uki(uki, banks)?;
+    if !m.stub.version.is_empty() && m.stub.version != p.stub.version {
+        anyhow::bail!(
+            "the manifest names systemd-stub {} but the UKI's .sdmagic says {}",
+            m.stub.version,
+            p.stub.version
+        );
+    }
+    m.stub.version = p.stub.version;
+    m.pcrs = Some(p.pcrs);
+    m.pcr11_phases = Some(p.pcr11_phases);
+    m.events = Some(p.events);
+    Ok(())
+}
+
+/// Reads a UKI file with one thread per core, each into its own slice of the buffer: the copy
+/// out of the page cache is what limits a plain read, and it parallelises.
+pub fn read_uki(path: &Path) -> Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let len = usize::try_from(f.metadata()?.len()).context("the file does not fit in memory")?;
+    let mut buf = vec![0u8; len];
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = len.div_ceil(threads).max(1 << 20);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = buf
+            .chunks_mut(chunk)
+            .enumerate()
+            .map(|(i, part)| {
+                let f = &f;
+                s.spawn(move || f.read_exact_at(part, (i * chunk) as u64))
+            })
+            .collect();
+        parts.into_iter().try_for_each(|p| {
+            p.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    })
+    .with_context(|| format!("reading {}", path.display()))?;
+    Ok(buf)
+}
+
+/// Reads `\EFI\BOOT\BOOTX64.EFI` from the ESP of the GPT disk image at `path`.
+pub fn uki_from_disk(path: &Path) -> Result<Vec<u8>> {
+    let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let parts =
+        disk::read(&mut f).with_context(|| format!("reading the GPT of {}", path.display()))?;
+    uki_from_disk_file(&f, &parts)
+        .with_context(|| format!("reading the UKI from {}", path.display()))
+}
+
+/// Reads `\EFI\BOOT\BOOTX64.EFI` from the ESP among `parts` of the open disk image `f`.
+pub fn uki_from_disk_file(f: &File, parts: &[disk::PartInfo]) -> Result<Vec<u8>> {
+    let esp_part = parts
+        .iter()
+        .find(|p| p.type_guid == disk::TYPE_ESP)
+        .with_context(|| {
+            format!(
+                "no ESP partition (type {})",
+                disk::guid_to_string(&disk::TYPE_ESP)
+            )
+        })?;
+    esp::read_file(Slice::new(f, esp_part.offset, esp_part.size), UKI_PATH)
+        .context("reading \\EFI\\BOOT\\BOOTX64.EFI from the ESP")
+}
+
+/// The firmware profile named `name` (for the command line).
+pub fn firmware_profile(name: &str) -> Result<FirmwareProfile> {
+    FirmwareProfile::from_name(name).with_context(|| {
+        let known: Vec<&str> = FirmwareProfile::ALL.iter().map(|p| p.name()).collect();
+        format!(
+            "unknown firmware profile {name:?} (known: {})",
+            known.join(", ")
+        )
+    })
+}
+
+/// A read-only window of a file, for fatfs.
+#[derive(Debug)]
+pub struct Slice<'a> {
+    file: &'a File,
+    start: u64,
+    len: u64,
+    pos: u64,
+}
+
+impl<'a> Slice<'a> {
+    /// `len` bytes of `file` from `start`.
+    pub fn new(file: &'a File, start: u64, len: u64) -> Self {
+        Slice {
+            file,
+            start,
+            len,
+            pos: 0,
+        }
+    }
+}
+
+impl Read for Slice<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let n = buf.len().min(self.len.saturating_sub(self.pos) as usize);
+        let got = self.file.read_at(&mut buf[..n], self.start + self.pos)?;
+        self.pos += got as u64;
+        Ok(got)
+    }
+}
+
+impl Seek for Slice<'_> {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        let new = match to {
+            SeekFrom::Start(n) => Some(n),
+            SeekFrom::End(d) => self.len.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = new.ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek out of range")
+        })?;
+        Ok(self.pos)
+    }
+}

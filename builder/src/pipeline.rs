@@ -133,7 +133,7 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
     std::fs::write(&uki_path, &uki_bytes)
         .with_context(|| format!("writing {}", uki_path.display()))?;
 
-    let m = Manifest {
+    let mut m = Manifest {
         schema: manifest::SCHEMA.into(),
         image: manifest::Image {
             name: cfg.name.clone(),
@@ -192,6 +192,9 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
             },
         },
     };
+    progress.stage("measure", || {
+        crate::measure::fill_manifest(&mut m, &uki_bytes, &cfg.measurements.banks)
+    })?;
     let manifest_sha = staging.write_json("manifest.json", &m)?;
     let bundle_sha = match &signer {
         Some(key) => Some(progress.stage("sign", || {

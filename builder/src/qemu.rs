@@ -7,7 +7,9 @@
 //! reboot ends the run. A hard deadline kills QEMU; QEMU, swtpm and the temporary directory
 //! are cleaned up however the run ends.
 
+pub mod attest;
 mod console;
+pub mod eventlog;
 mod pcrs;
 mod supervise;
 mod tpm;
@@ -159,6 +161,11 @@ impl BootResult {
     /// The PCR values nodeimg-init reported on the console, if it printed them.
     pub fn pcrs(&self) -> Result<Option<ObservedPcrs>> {
         ObservedPcrs::from_log(&self.log)
+    }
+
+    /// The firmware event log nodeimg-init sent on the console, if it sent one.
+    pub fn event_log(&self) -> Result<Option<eventlog::GuestEventLog>> {
+        eventlog::from_console(&self.log)
     }
 }
 

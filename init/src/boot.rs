@@ -24,6 +24,7 @@ pub fn run(init_args: &[OsString]) -> Error {
             console::print_line(&pcr::format_line(&pcr::read_banks(Path::new(
                 pcr::TPM_SYSFS,
             ))));
+            report_event_log();
             console::info(&format!(
                 "root verified, switching to {}",
                 config.init.display()
@@ -31,6 +32,20 @@ pub fn run(init_args: &[OsString]) -> Error {
             rootfs::switch_root(config.root_mode, &config.init, init_args)
         }
         Err(e) => e,
+    }
+}
+
+/// Prints the firmware event log as framed base64 lines (`docs/boot-protocol.md`).
+fn report_event_log() {
+    match pcr::read_event_log() {
+        Ok(log) => {
+            for line in pcr::eventlog_lines(&log) {
+                console::print_line(&line);
+            }
+        }
+        Err(why) => {
+            console::print_line(&pcr::eventlog_none_line(&why));
+        }
     }
 }
 

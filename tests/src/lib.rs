@@ -119,6 +119,19 @@ pub fn fixture_tar() -> Option<PathBuf> {
     None
 }
 
+/// The Debian systemd-stub `version` (252, 254, 257) that scripts/fetch-stubs.sh puts in
+/// `.cache/stubs/<version>/`, if present (else a loud skip, or a failure under
+/// `NODEIMG_REQUIRE_TOOLS=1`).
+pub fn stub(version: u32) -> Option<PathBuf> {
+    let p = repo().join(format!(".cache/stubs/{version}/linuxx64.efi.stub"));
+    if p.is_file() {
+        return Some(p);
+    }
+    let why = format!("{} missing (run scripts/fetch-stubs.sh)", p.display());
+    skip_or_fail("NODEIMG_REQUIRE_TOOLS", &why);
+    None
+}
+
 /// Writes an image.toml for the fixture into `dir` with `extra` TOML appended to `[kernel]`-less
 /// defaults, and returns its path.
 pub fn fixture_config(dir: &Path, tar: &Path, extra: &str) -> PathBuf {

@@ -1,4 +1,6 @@
-//! `nodeimg boot`: boot a disk image under QEMU + OVMF and check its serial console.
+//! `nodeimg boot`: boot a disk image under QEMU + OVMF and check its serial console, and
+//! with `--manifest` the TPM's PCRs against the manifest (naming the first differing event of
+//! the firmware event log on a mismatch).
 
 use std::io::IsTerminal;
 use std::ops::ControlFlow;
@@ -10,6 +12,8 @@ use anyhow::{anyhow, Result};
 use serde_json::json;
 
 use super::Globals;
+use crate::qemu::attest::{self, Attestation, Expected};
+use crate::qemu::eventlog::{self, GuestEventLog};
 use crate::qemu::{self, Accel, BootResult, BootSpec, ObservedPcrs, Outcome};
 
 /// Console texts that fail every boot.
@@ -18,7 +22,8 @@ pub const DEFAULT_FAIL_ON: &[&str] = &["nodeimg-init: error:", "Kernel panic"];
 const TAIL_LINES: usize = 20;
 
 /// Boot a disk image under QEMU + OVMF (optionally with a software TPM) and check the serial
-/// console: exit 0 when every --expect text appeared and no --fail-on text did.
+/// console: exit 0 when every --expect text appeared and no --fail-on text did, and with
+/// --manifest when every PCR the manifest lists equals what the TPM reported.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Raw disk image to boot; never modified (QEMU writes to a throw-away snapshot).
@@ -49,11 +54,22 @@ pub struct Args {
     /// Write the serial console to FILE as it arrives.
     #[arg(long, value_name = "FILE")]
     pub console_log: Option<PathBuf>,
+    /// Compare the PCRs nodeimg-init reports with this manifest.json's `pcrs` (every bank and
+    /// PCR listed); on a mismatch, replay the firmware event log and name the first event that
+    /// differs from the manifest's `events`.
+    #[arg(long, value_name = "MANIFEST", requires = "tpm")]
+    pub manifest: Option<PathBuf>,
+    /// Write the firmware event log the guest sent (binary_bios_measurements) to FILE.
+    #[arg(long, value_name = "FILE", requires = "tpm")]
+    pub save_event_log: Option<PathBuf>,
 }
 
 /// Boots, prints the summary (or JSON), and fails with the console tail when the check fails.
 pub fn run(args: Args, g: Globals) -> Result<ExitCode> {
+    let expected = args.manifest.as_deref().map(Expected::load).transpose()?;
+    let wants_log = expected.is_some() || args.save_event_log.is_some();
     let mut check = ConsoleCheck::new(args.expect.clone(), &args.fail_on);
+    check.wait_for_event_log = wants_log;
     let spec = BootSpec {
         timeout: Duration::from_secs(args.timeout),
         accel: args.accel,
@@ -70,7 +86,16 @@ pub fn run(args: Args, g: Globals) -> Result<ExitCode> {
         }
         check.line(line)
     })?;
-    let report = Report::new(&check, &result, args.timeout);
+    let mut report = Report::new(&check, &result, args.timeout);
+    let log = report.event_log(&result, wants_log);
+    if let Some(path) = &args.save_event_log {
+        save_event_log(path, log.as_ref(), &mut report.problems);
+    }
+    if let Some(e) = &expected {
+        let a = attest::attest(e, report.pcrs.as_ref(), log.as_ref());
+        report.problems.extend(a.problems.iter().cloned());
+        report.attestation = Some(a);
+    }
     if g.json {
         println!("{}", serde_json::to_string_pretty(&report.json(&result))?);
     } else {
@@ -79,11 +104,33 @@ pub fn run(args: Args, g: Globals) -> Result<ExitCode> {
     if report.problems.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
-    let tail = match qemu::tail_lines(&result.log, TAIL_LINES).join("\n") {
+    // The event log's base64 lines say nothing to a person; leave them out of the tail.
+    let readable: String = result
+        .log
+        .lines()
+        .filter(|l| !l.contains(eventlog::CHUNK))
+        .flat_map(|l| [l, "\n"])
+        .collect();
+    let tail = match qemu::tail_lines(&readable, TAIL_LINES).join("\n") {
         t if t.trim().is_empty() => "(the console stayed empty)".to_string(),
         t => format!("last {TAIL_LINES} console lines:\n{t}"),
     };
-    Err(anyhow!("{}\n{tail}", report.problems.join("; ")))
+    Err(anyhow!("{}\n{tail}", report.problems.join("\n")))
+}
+
+/// Writes the guest's event log to `path`; a missing log is a problem.
+fn save_event_log(path: &std::path::Path, log: Option<&GuestEventLog>, problems: &mut Vec<String>) {
+    match log {
+        Some(GuestEventLog::Log(bytes)) => {
+            if let Err(e) = std::fs::write(path, bytes) {
+                problems.push(format!("writing the event log to {}: {e}", path.display()));
+            }
+        }
+        Some(GuestEventLog::Unavailable(why)) => {
+            problems.push(format!("no event log to save: the guest sent none ({why})"))
+        }
+        None => problems.push("no event log to save: the console has none".into()),
+    }
 }
 
 /// Which expected and failure texts the console showed.
@@ -93,6 +140,9 @@ struct ConsoleCheck {
     fail_on: Vec<String>,
     seen: Vec<bool>,
     failed: Vec<String>,
+    /// Keep going until the event-log transfer ended (for --manifest / --save-event-log).
+    wait_for_event_log: bool,
+    event_log_done: bool,
 }
 
 impl ConsoleCheck {
@@ -110,6 +160,8 @@ impl ConsoleCheck {
             expect,
             fail_on,
             failed: Vec::new(),
+            wait_for_event_log: false,
+            event_log_done: false,
         }
     }
 
@@ -118,6 +170,7 @@ impl ConsoleCheck {
         for (seen, text) in self.seen.iter_mut().zip(&self.expect) {
             *seen |= line.contains(text.as_str());
         }
+        self.event_log_done |= eventlog::is_final_line(line);
         for text in &self.fail_on {
             if line.contains(text.as_str()) && !self.failed.contains(text) {
                 self.failed.push(text.clone());
@@ -126,8 +179,14 @@ impl ConsoleCheck {
         if let Some(text) = self.failed.first() {
             return ControlFlow::Break(format!("console showed failure text {text:?}"));
         }
+        if self.wait_for_event_log && !self.event_log_done {
+            return ControlFlow::Continue(());
+        }
         if !self.expect.is_empty() && self.seen.iter().all(|&s| s) {
             return ControlFlow::Break("console showed every expected text".to_string());
+        }
+        if self.wait_for_event_log && self.expect.is_empty() {
+            return ControlFlow::Break("console showed the end of the event log".to_string());
         }
         ControlFlow::Continue(())
     }
@@ -156,6 +215,7 @@ struct Report<'a> {
     check: &'a ConsoleCheck,
     pcrs: Option<ObservedPcrs>,
     problems: Vec<String>,
+    attestation: Option<Attestation>,
 }
 
 impl<'a> Report<'a> {
@@ -189,6 +249,20 @@ impl<'a> Report<'a> {
             check,
             pcrs,
             problems,
+            attestation: None,
+        }
+    }
+
+    /// The event log from the console; a damaged transfer is a problem when `wanted`.
+    fn event_log(&mut self, result: &BootResult, wanted: bool) -> Option<GuestEventLog> {
+        match result.event_log() {
+            Ok(log) => log,
+            Err(e) => {
+                if wanted {
+                    self.problems.push(format!("{e:#}"));
+                }
+                None
+            }
         }
     }
 
@@ -201,6 +275,7 @@ impl<'a> Report<'a> {
             "failed_on": self.check.failed,
             "problems": self.problems,
             "pcrs": self.pcrs,
+            "attestation": self.attestation,
             "accel": result.accel,
             "duration_s": (result.duration.as_secs_f64() * 10.0).round() / 10.0,
         })
@@ -230,6 +305,20 @@ impl<'a> Report<'a> {
             for (bank, values) in &pcrs.0 {
                 let list: Vec<String> = values.keys().map(u32::to_string).collect();
                 println!("  pcrs {bank}: {}", list.join(" "));
+            }
+        }
+        if let Some(a) = &self.attestation {
+            println!("  PCRs against the manifest:");
+            for r in &a.rows {
+                let verdict = if r.ok { "ok" } else { "MISMATCH" };
+                println!(
+                    "    PCR {:>2} {:<6} {verdict:<8} expected {}",
+                    r.pcr, r.bank, r.expected
+                );
+                if !r.ok {
+                    let seen = r.observed.as_deref().unwrap_or("(not reported)");
+                    println!("    {:24} observed {seen}", "");
+                }
             }
         }
     }
@@ -282,6 +371,39 @@ mod tests {
 
         let (c, stop) = check(&[], &["fine", "also fine"]);
         assert!(c.failed.is_empty() && stop.is_none());
+    }
+
+    #[test]
+    fn waits_for_the_event_log_when_asked() {
+        let mut c = ConsoleCheck::new(vec!["A".into()], &[]);
+        c.wait_for_event_log = true;
+        assert_eq!(c.line("A"), ControlFlow::Continue(()));
+        assert_eq!(c.line("NODEIMG-EVENTLOG 0 AAAA"), ControlFlow::Continue(()));
+        assert!(c.line("[ 1.2] NODEIMG-EVENTLOG-END ab").is_break());
+        // Without --expect, the end of the event log ends the boot.
+        let mut c = ConsoleCheck::new(vec![], &[]);
+        c.wait_for_event_log = true;
+        assert_eq!(c.line("x"), ControlFlow::Continue(()));
+        assert!(c.line("NODEIMG-EVENTLOG-NONE no TPM").is_break());
+        // A failure text still stops at once.
+        let mut c = ConsoleCheck::new(vec![], &[]);
+        c.wait_for_event_log = true;
+        assert!(c.line("Kernel panic - not syncing").is_break());
+    }
+
+    #[test]
+    fn manifest_and_event_log_need_tpm() {
+        use clap::Parser;
+        for flag in ["--manifest", "--save-event-log"] {
+            let err = crate::cli::Cli::try_parse_from(["nodeimg", "boot", "d.raw", flag, "m"])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("--tpm"), "{flag}: {err}");
+            assert!(crate::cli::Cli::try_parse_from([
+                "nodeimg", "boot", "d.raw", "--tpm", flag, "m"
+            ])
+            .is_ok());
+        }
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! whether the verity tree verifies — read entirely in user space (no root, no loop devices).
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -10,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use super::Globals;
-use crate::{disk, esp, uki, verity};
+use crate::{disk, measure, uki, verity};
 
 /// Show what a disk image holds and check its verity tree against the UKI's roothash=.
 #[derive(Debug, clap::Args)]
@@ -48,18 +47,7 @@ pub fn run(args: Args, g: Globals) -> Result<ExitCode> {
 fn inspect(path: &std::path::Path) -> Result<Report> {
     let mut f = File::open(path)?;
     let parts = disk::read(&mut f).context("reading the GPT")?;
-    let find = |t: [u8; 16], what: &str| {
-        parts
-            .iter()
-            .find(|p| p.type_guid == t)
-            .with_context(|| format!("no {what} partition (type {})", disk::guid_to_string(&t)))
-    };
-    let esp_part = find(disk::TYPE_ESP, "ESP")?;
-    let uki_bytes = esp::read_file(
-        Slice::new(&f, esp_part.offset, esp_part.size),
-        "EFI/BOOT/BOOTX64.EFI",
-    )
-    .context("reading \\EFI\\BOOT\\BOOTX64.EFI from the ESP")?;
+    let uki_bytes = measure::uki_from_disk_file(&f, &parts)?;
     let info = uki::read(&uki_bytes)?;
     let root_hash = info.cmdline.as_deref().and_then(|c| {
         c.split_whitespace()
@@ -141,47 +129,4 @@ fn print_human(r: &Report) {
     println!("cmdline:   {}", r.uki.cmdline.as_deref().unwrap_or("-"));
     println!("root hash: {}", r.root_hash.as_deref().unwrap_or("-"));
     println!("verity:    {}", r.verity);
-}
-
-/// A read-only window of a file, for fatfs.
-struct Slice<'a> {
-    file: &'a File,
-    start: u64,
-    len: u64,
-    pos: u64,
-}
-
-impl<'a> Slice<'a> {
-    fn new(file: &'a File, start: u64, len: u64) -> Self {
-        Slice {
-            file,
-            start,
-            len,
-            pos: 0,
-        }
-    }
-}
-
-impl Read for Slice<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        use std::os::unix::fs::FileExt;
-        let n = buf.len().min(self.len.saturating_sub(self.pos) as usize);
-        let got = self.file.read_at(&mut buf[..n], self.start + self.pos)?;
-        self.pos += got as u64;
-        Ok(got)
-    }
-}
-
-impl Seek for Slice<'_> {
-    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
-        let new = match to {
-            SeekFrom::Start(n) => Some(n),
-            SeekFrom::End(d) => self.len.checked_add_signed(d),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        self.pos = new.ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek out of range")
-        })?;
-        Ok(self.pos)
-    }
 }

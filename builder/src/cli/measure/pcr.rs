@@ -1,21 +1,197 @@
-//! `nodeimg measure uki UKI` and `nodeimg measure disk DISK` (filled in by its owner).
+//! `nodeimg measure uki UKI` and `nodeimg measure disk DISK`: the TPM PCRs 4, 9, 11, 12 and 13
+//! a UKI produces when the firmware boots it as `\EFI\BOOT\BOOTX64.EFI`, per bank, the PCR 11
+//! boot-phase values and the expected event log.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::{Context, Result};
+use measurements::pcr::{Bank, Options, DEFAULT_PHASE_PATHS};
+use serde_json::json;
+
 use crate::cli::Globals;
+use crate::measure::{self, Prediction};
+
+/// Options shared by `measure uki` and `measure disk`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Common {
+    /// PCR banks to compute (comma-separated).
+    #[arg(long = "bank", value_name = "BANKS", value_delimiter = ',', default_value = "sha256,sha384", value_parser = parse_bank)]
+    pub banks: Vec<Bank>,
+    /// Firmware behaviour before the UKI runs: `ovmf` (first boot option is the disk) or
+    /// `ovmf-boot-retry` (one boot option failed first).
+    #[arg(long, value_name = "PROFILE", default_value = "ovmf")]
+    pub firmware: String,
+    /// Output format: `manifest` (text, or with --json the manifest's `pcrs`, `pcr11_phases`,
+    /// `events` and `stub` keys) or `constellation` (`{"measurements":{"4":{"expected":…,
+    /// "warnOnly":false},…}}`, SHA-256 bank).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = Format::Manifest)]
+    pub format: Format,
+}
+
+/// Output format of `nodeimg measure uki|disk`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Human-readable text, or the manifest fields with `--json`.
+    Manifest,
+    /// Constellation's `measurements` JSON.
+    Constellation,
+}
+
+fn parse_bank(s: &str) -> Result<Bank, String> {
+    Bank::from_name(s).ok_or_else(|| format!("unknown PCR bank {s:?} (expected sha256 or sha384)"))
+}
 
 /// PCR 4/9/11/12/13 and boot phases for a UKI file.
 #[derive(Debug, clap::Args)]
-pub struct UkiArgs {}
-
-/// The same, reading the UKI out of a disk image's ESP.
-#[derive(Debug, clap::Args)]
-pub struct DiskArgs {}
-
-pub fn run_uki(_a: UkiArgs, _g: Globals) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`nodeimg measure uki` is not implemented yet")
+pub struct UkiArgs {
+    /// The Unified Kernel Image (e.g. uki.efi from `nodeimg build`).
+    #[arg(value_name = "UKI")]
+    pub uki: PathBuf,
+    #[command(flatten)]
+    pub common: Common,
 }
 
-pub fn run_disk(_a: DiskArgs, _g: Globals) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`nodeimg measure disk` is not implemented yet")
+/// The same, reading the UKI out of a disk image's ESP (no root, no loop devices).
+#[derive(Debug, clap::Args)]
+pub struct DiskArgs {
+    /// A GPT disk image whose ESP holds \EFI\BOOT\BOOTX64.EFI (disk.raw).
+    #[arg(value_name = "DISK")]
+    pub disk: PathBuf,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+pub fn run_uki(a: UkiArgs, g: Globals) -> Result<ExitCode> {
+    let t = std::time::Instant::now();
+    let uki = measure::read_uki(&a.uki)?;
+    tracing::info!(
+        seconds = t.elapsed().as_secs_f64(),
+        bytes = uki.len(),
+        "read the UKI"
+    );
+    report(&uki, &a.uki, &a.common, g)
+}
+
+pub fn run_disk(a: DiskArgs, g: Globals) -> Result<ExitCode> {
+    let uki = measure::uki_from_disk(&a.disk)?;
+    report(&uki, &a.disk, &a.common, g)
+}
+
+fn report(uki: &[u8], source: &Path, c: &Common, g: Globals) -> Result<ExitCode> {
+    let mut banks = c.banks.clone();
+    banks.sort();
+    banks.dedup();
+    let opts = Options {
+        banks,
+        firmware: measure::firmware_profile(&c.firmware)?,
+        phase_paths: DEFAULT_PHASE_PATHS.iter().map(|s| s.to_string()).collect(),
+    };
+    let t = std::time::Instant::now();
+    let p = measure::predict_with(uki, &opts)
+        .with_context(|| format!("measuring {}", source.display()))?;
+    tracing::info!(
+        seconds = t.elapsed().as_secs_f64(),
+        "predicted the measurements"
+    );
+    match c.format {
+        Format::Constellation => println!("{}", serde_json::to_string_pretty(&constellation(&p)?)?),
+        Format::Manifest if g.json => println!("{}", serde_json::to_string_pretty(&p)?),
+        Format::Manifest => print_human(&p, source),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Constellation's measurements map: every predicted PCR of the SHA-256 bank, enforced.
+fn constellation(p: &Prediction) -> Result<serde_json::Value> {
+    let pcrs = p.pcrs.get("sha256").context(
+        "--format constellation needs the sha256 bank (Constellation's vTPM values are SHA-256)",
+    )?;
+    let mut m = serde_json::Map::new();
+    for (index, value) in pcrs {
+        m.insert(
+            index.clone(),
+            json!({ "expected": value, "warnOnly": false }),
+        );
+    }
+    Ok(json!({ "measurements": m }))
+}
+
+fn print_human(p: &Prediction, source: &Path) {
+    let d = &p.detail;
+    println!(
+        "{}: systemd-stub {}, firmware profile {} (Secure Boot off)",
+        source.display(),
+        d.stub.version,
+        d.firmware
+    );
+    println!("command line: {}", d.cmdline.as_deref().unwrap_or("(none)"));
+    for b in &d.banks {
+        println!(
+            "authenticode {b}: UKI {} kernel {}",
+            d.uki_authenticode[b], d.kernel_authenticode[b]
+        );
+    }
+    for b in &d.banks {
+        println!("PCRs ({b}):");
+        for (i, v) in &d.pcrs[b] {
+            println!("  {i:>2}  {v}");
+        }
+    }
+    println!("PCR 11 after systemd boot phases (nodeimg-init itself measures none):");
+    for b in &d.banks {
+        for (path, v) in &d.pcr11_phases[b] {
+            println!("  {b} {path:<40} {v}");
+        }
+    }
+    println!("expected events:");
+    for e in &d.events {
+        let first = d
+            .banks
+            .first()
+            .and_then(|b| e.digests.get(b).map(|x| (b, x)));
+        let digest = first.map_or(String::new(), |(b, x)| format!("{b} {x}"));
+        println!(
+            "  PCR {:>2} {:<32} {}  {}",
+            e.pcr,
+            e.event_type.name(),
+            digest,
+            e.description
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn args_parse() {
+        let cli = crate::cli::Cli::try_parse_from([
+            "nodeimg",
+            "measure",
+            "uki",
+            "u.efi",
+            "--bank",
+            "sha384,sha256",
+            "--format",
+            "constellation",
+        ])
+        .unwrap();
+        let crate::cli::Command::Measure(m) = cli.command else {
+            panic!()
+        };
+        let crate::cli::measure::What::Uki(a) = m.what else {
+            panic!()
+        };
+        assert_eq!(a.common.banks, [Bank::Sha384, Bank::Sha256]);
+        assert_eq!(a.common.format, Format::Constellation);
+        assert_eq!(a.common.firmware, "ovmf");
+        let err =
+            crate::cli::Cli::try_parse_from(["nodeimg", "measure", "disk", "d", "--bank", "md5"])
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("unknown PCR bank \"md5\""), "{err}");
+    }
 }

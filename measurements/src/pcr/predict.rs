@@ -1,0 +1,539 @@
+//! The whole prediction for a UKI booted directly by the firmware: the expected events of
+//! PCRs 4, 9 and 11 in boot order, the PCR 4/9/11/12/13 values they give in every bank, and
+//! PCR 11 after systemd's boot phases.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use thiserror::Error;
+
+use crate::authenticode::{self, AuthenticodeError};
+use crate::pe::{Pe, PeError};
+
+use super::hashing::{hash_all, Chunk};
+use super::stub::{load_options_bytes, Memory, UkiSections};
+use super::{
+    phase_values, Bank, Digest, Event, EventType, FirmwareProfile, StubFamily, DEFAULT_PHASE_PATHS,
+    PREDICTED_PCRS,
+};
+
+/// `EV_EVENT_TAG` id of the kernel's LoadOptions event (`LOADED_IMAGE::LoadOptions`).
+pub const LOAD_OPTIONS_TAG: u32 = 0x8f3b_22ed;
+/// `EV_EVENT_TAG` id of the kernel's initrd event (`Linux initrd`).
+pub const INITRD_TAG: u32 = 0x8f3b_22ec;
+/// The kernel's event data strings; a kernel without them does not measure into PCR 9.
+const LOAD_OPTIONS_MARKER: &[u8] = b"LOADED_IMAGE::LoadOptions";
+const INITRD_MARKER: &[u8] = b"Linux initrd";
+/// x86-64 (`IMAGE_FILE_MACHINE_AMD64`).
+const MACHINE_X86_64: u16 = 0x8664;
+
+/// Why a UKI's measurements cannot be predicted.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum PredictError {
+    /// The UKI is not a valid PE image.
+    #[error("parsing the UKI: {0}")]
+    Uki(#[source] PeError),
+    /// The kernel in `.linux` is not a valid PE image.
+    #[error("parsing the kernel in .linux: {0}")]
+    Kernel(#[source] PeError),
+    /// An Authenticode digest could not be computed.
+    #[error("Authenticode of the {what}: {source}")]
+    Authenticode {
+        /// `UKI` or `kernel`.
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: AuthenticodeError,
+    },
+    /// The UKI has no `.sdmagic`, so its stub version is unknown.
+    #[error("the UKI has no .sdmagic section: its systemd-stub version is unknown")]
+    NoStubVersion,
+    /// The stub version is not one nodeimg models.
+    #[error("systemd-stub {version} is not a version nodeimg can predict (known: 252, 254, 257)")]
+    UnknownStub {
+        /// The version from `.sdmagic`.
+        version: String,
+    },
+    /// Only PCR 11 is known for this stub version; PCR 4/9 were never checked on a real boot.
+    #[error(
+        "systemd-stub {version}: its PCR 9 initrd and command-line handling was never verified \
+         on a real boot (verified: 252, 254, 257)"
+    )]
+    UnverifiedStub {
+        /// The version from `.sdmagic`.
+        version: String,
+    },
+    /// The UKI has no `.linux` section.
+    #[error("the UKI has no .linux section")]
+    NoLinux,
+    /// The UKI uses a feature whose measurements depend on the machine or boot entry.
+    #[error("the UKI has a {section} section: {why}")]
+    Unsupported {
+        /// The section.
+        section: &'static str,
+        /// Why it cannot be predicted.
+        why: &'static str,
+    },
+    /// A section claims more memory than its file data holds.
+    #[error(
+        "section {section}: VirtualSize {virtual_size:#x} exceeds SizeOfRawData {raw_size:#x}, \
+         so the stub would measure zero-filled memory (ukify never writes that; refused)"
+    )]
+    SectionBeyondFile {
+        /// The section name.
+        section: String,
+        /// Its `VirtualSize`.
+        virtual_size: u32,
+        /// Its `SizeOfRawData`.
+        raw_size: u32,
+    },
+    /// The stub would not start the kernel with LoadImage.
+    #[error("the kernel in .linux {why}: systemd-stub would use the EFI handover protocol, which nodeimg does not model")]
+    KernelHandover {
+        /// What is wrong with the kernel.
+        why: String,
+    },
+}
+
+/// What to predict.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Banks to compute (at least one).
+    pub banks: Vec<Bank>,
+    /// Firmware behaviour before the UKI runs.
+    pub firmware: FirmwareProfile,
+    /// Phase paths for [`Prediction::pcr11_phases`].
+    pub phase_paths: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            banks: Bank::ALL.to_vec(),
+            firmware: FirmwareProfile::default(),
+            phase_paths: DEFAULT_PHASE_PATHS.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+/// The systemd-stub a UKI was built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StubInfo {
+    /// The version string from `.sdmagic` (e.g. `252.39-1~deb12u2`).
+    pub version: String,
+    /// Its major version.
+    pub major: u32,
+    /// Its behaviour family.
+    pub family: StubFamily,
+}
+
+/// The predicted measurements of a UKI.
+#[derive(Debug, Clone)]
+pub struct Prediction {
+    /// The stub.
+    pub stub: StubInfo,
+    /// The firmware profile used for PCR 4.
+    pub firmware: FirmwareProfile,
+    /// The banks computed.
+    pub banks: Vec<Bank>,
+    /// Every expected event of PCRs 4, 9 and 11, in the order the boot makes them.
+    pub events: Vec<Event>,
+    /// Bank → PCR → value, for PCRs 4, 9, 11, 12 and 13 (12 and 13 stay zero: nodeimg
+    /// UKIs carry no credentials, addons, sysexts or profiles).
+    pub pcrs: BTreeMap<Bank, BTreeMap<u32, Digest>>,
+    /// Bank → (phase path, PCR 11 after it), in the order of [`Options::phase_paths`].
+    pub pcr11_phases: BTreeMap<Bank, Vec<(String, Digest)>>,
+    /// Authenticode of the UKI, per bank.
+    pub uki_authenticode: BTreeMap<Bank, Digest>,
+    /// Authenticode of the kernel in `.linux`, per bank.
+    pub kernel_authenticode: BTreeMap<Bank, Digest>,
+    /// The command line the stub hands to the kernel (after its clean-up), if any.
+    pub cmdline: Option<String>,
+}
+
+/// An event whose digests are still to be computed: index of its message.
+struct Pending {
+    pcr: u32,
+    event_type: EventType,
+    description: String,
+    message: usize,
+    /// The kernel feature without which the event does not happen.
+    needs: Option<KernelFeature>,
+}
+
+/// What the kernel's EFI stub must be able to do for a PCR 9 event to exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KernelFeature {
+    /// Measures LoadOptions (Linux ≥ 6.1).
+    LoadOptions,
+    /// Measures the LoadFile2 initrd (Linux ≥ 5.17).
+    Initrd,
+}
+
+/// Collects messages to hash and the events that use them.
+#[derive(Default)]
+struct Plan<'a> {
+    messages: Vec<Vec<Chunk<'a>>>,
+    events: Vec<Pending>,
+    uki_auth: usize,
+    kernel_auth: usize,
+}
+
+impl<'a> Plan<'a> {
+    fn message(&mut self, chunks: Vec<Chunk<'a>>) -> usize {
+        self.messages.push(chunks);
+        self.messages.len() - 1
+    }
+
+    fn event(&mut self, pcr: u32, t: EventType, description: String, chunks: Vec<Chunk<'a>>) {
+        let message = self.message(chunks);
+        self.events.push(Pending {
+            pcr,
+            event_type: t,
+            description,
+            message,
+            needs: None,
+        });
+    }
+}
+
+/// Predicts the measurements of booting `uki` as `\EFI\BOOT\BOOTX64.EFI` with Secure Boot off.
+pub fn predict(uki: &[u8], opts: &Options) -> Result<Prediction, PredictError> {
+    let pe = Pe::parse(uki).map_err(PredictError::Uki)?;
+    let stub = stub_info(&pe)?;
+    refuse_unsupported(&pe, stub.family)?;
+    let linux_section = stub
+        .family
+        .find(&pe, ".linux")
+        .ok_or(PredictError::NoLinux)?;
+    let linux = memory(&pe, linux_section)?;
+    let kernel_bytes: Cow<'_, [u8]> = if linux.len > linux.data.len() {
+        Cow::Owned(linux.to_vec())
+    } else {
+        Cow::Borrowed(linux.data)
+    };
+    let kernel = Pe::parse(&kernel_bytes).map_err(PredictError::Kernel)?;
+    check_kernel_loadimage(&kernel)?;
+    let (plan, cmdline) = plan(&pe, &kernel, stub.family, opts.firmware)?;
+    // The scan for the kernel's PCR 9 support runs while the hashes are computed.
+    let (digests, support) = std::thread::scope(|s| {
+        let scan = s.spawn(|| kernel_pcr9_support(&kernel_bytes));
+        let digests = hash_all(&plan.messages, &opts.banks);
+        (digests, scan.join())
+    });
+    let support = support.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    Ok(assemble(stub, opts, &plan, &digests, support, cmdline))
+}
+
+/// Every message to hash and every event, in boot order; and the handed-over command line.
+fn plan<'a>(
+    pe: &Pe<'a>,
+    kernel: &Pe<'a>,
+    family: StubFamily,
+    firmware: FirmwareProfile,
+) -> Result<(Plan<'a>, Option<String>), PredictError> {
+    let mut plan = Plan::default();
+    plan.uki_auth = plan.message(auth_chunks(pe, "UKI")?);
+    plan.kernel_auth = plan.message(auth_chunks(kernel, "kernel")?);
+    for e in firmware.pcr4_prelude() {
+        let chunks = vec![borrowed(e.data)];
+        plan.event(4, e.event_type, e.description.into(), chunks);
+    }
+    let (uki_auth, kernel_auth) = (plan.uki_auth, plan.kernel_auth);
+    push_app(
+        &mut plan,
+        uki_auth,
+        "UKI \\EFI\\BOOT\\BOOTX64.EFI (Authenticode)",
+    );
+    let sections = pcr11_events(&mut plan, pe, family)?;
+    let started = "kernel from .linux, started by systemd-stub with LoadImage (Authenticode)";
+    push_app(&mut plan, kernel_auth, started);
+    let cmdline = pcr9_events(&mut plan, pe, family, &sections)?;
+    Ok((plan, cmdline))
+}
+
+/// Turns the plan and its digests into the prediction; drops the PCR 9 events the kernel
+/// cannot make (`support` = (measures LoadOptions, measures the initrd)).
+fn assemble(
+    stub: StubInfo,
+    opts: &Options,
+    plan: &Plan<'_>,
+    digests: &[Vec<Digest>],
+    support: (bool, bool),
+    cmdline: Option<String>,
+) -> Prediction {
+    let per_bank = |m: usize| -> BTreeMap<Bank, Digest> {
+        opts.banks
+            .iter()
+            .copied()
+            .zip(digests[m].iter().copied())
+            .collect()
+    };
+    let happens = |p: &&Pending| match p.needs {
+        None => true,
+        Some(KernelFeature::LoadOptions) => support.0,
+        Some(KernelFeature::Initrd) => support.1,
+    };
+    let events: Vec<Event> = plan
+        .events
+        .iter()
+        .filter(happens)
+        .map(|p| Event {
+            pcr: p.pcr,
+            event_type: p.event_type,
+            description: p.description.clone(),
+            digests: per_bank(p.message),
+        })
+        .collect();
+    let pcrs: BTreeMap<Bank, BTreeMap<u32, Digest>> = opts
+        .banks
+        .iter()
+        .map(|&b| (b, super::replay(&events, b, &PREDICTED_PCRS)))
+        .collect();
+    let paths: Vec<&str> = opts.phase_paths.iter().map(String::as_str).collect();
+    let pcr11_phases = pcrs
+        .iter()
+        .map(|(&b, v)| (b, phase_values(v[&11], &paths)))
+        .collect();
+    Prediction {
+        stub,
+        firmware: opts.firmware,
+        banks: opts.banks.clone(),
+        uki_authenticode: per_bank(plan.uki_auth),
+        kernel_authenticode: per_bank(plan.kernel_auth),
+        events,
+        pcrs,
+        pcr11_phases,
+        cmdline,
+    }
+}
+
+/// A section as loaded, refusing one whose `VirtualSize` exceeds its file data (a UKI that
+/// claims gigabytes of zero-filled memory would otherwise make us hash them).
+fn memory<'a>(pe: &Pe<'a>, s: &crate::pe::Section) -> Result<Memory<'a>, PredictError> {
+    if s.virtual_size > s.size_of_raw_data {
+        return Err(PredictError::SectionBeyondFile {
+            section: s.name_lossy(),
+            virtual_size: s.virtual_size,
+            raw_size: s.size_of_raw_data,
+        });
+    }
+    Memory::of(pe, s).map_err(PredictError::Uki)
+}
+
+fn borrowed(data: &[u8]) -> Chunk<'_> {
+    Chunk::Bytes(Cow::Borrowed(data))
+}
+
+fn owned<'a>(data: Vec<u8>) -> Chunk<'a> {
+    Chunk::Bytes(Cow::Owned(data))
+}
+
+fn push_app(plan: &mut Plan<'_>, message: usize, description: &str) {
+    plan.events.push(Pending {
+        pcr: 4,
+        event_type: EventType::EFI_BOOT_SERVICES_APPLICATION,
+        description: description.to_string(),
+        message,
+        needs: None,
+    });
+}
+
+/// The stub version from `.sdmagic`, mapped to a family whose full model was verified.
+fn stub_info(pe: &Pe<'_>) -> Result<StubInfo, PredictError> {
+    let v = pe
+        .stub_version()
+        .map_err(PredictError::Uki)?
+        .ok_or(PredictError::NoStubVersion)?;
+    let family = StubFamily::from_major(v.major).ok_or_else(|| PredictError::UnknownStub {
+        version: v.version.clone(),
+    })?;
+    if !StubFamily::verified_major(v.major) {
+        return Err(PredictError::UnverifiedStub { version: v.version });
+    }
+    Ok(StubInfo {
+        version: v.version,
+        major: v.major,
+        family,
+    })
+}
+
+/// Sections whose measurement depends on the boot entry or the hardware.
+fn refuse_unsupported(pe: &Pe<'_>, family: StubFamily) -> Result<(), PredictError> {
+    let unsupported: [(&str, &str); 4] = [
+        (
+            ".profile",
+            "multi-profile UKIs measure the selected profile, which the boot entry chooses",
+        ),
+        (
+            ".dtbauto",
+            "the stub measures the devicetree matching the machine's hardware IDs",
+        ),
+        (
+            ".hwids",
+            "the stub selects sections by the machine's hardware IDs",
+        ),
+        (".efifw", "firmware images are selected by the machine"),
+    ];
+    for (section, why) in unsupported {
+        if family.pcr11_order().contains(&section) && family.find(pe, section).is_some() {
+            return Err(PredictError::Unsupported { section, why });
+        }
+    }
+    Ok(())
+}
+
+/// The stub starts the kernel with LoadImage only for an x86-64 PE with `MajorImageVersion ≥ 1`.
+fn check_kernel_loadimage(kernel: &Pe<'_>) -> Result<(), PredictError> {
+    if kernel.optional.major_image_version < 1 {
+        return Err(PredictError::KernelHandover {
+            why: "has MajorImageVersion 0 (EFI stub older than 1.0, Linux < 5.8)".into(),
+        });
+    }
+    if kernel.coff.machine != MACHINE_X86_64 {
+        return Err(PredictError::KernelHandover {
+            why: format!("is not x86-64 (machine {:#06x})", kernel.coff.machine),
+        });
+    }
+    Ok(())
+}
+
+/// Whether the kernel's EFI stub measures LoadOptions (Linux ≥ 6.1) and the initrd
+/// (≥ 5.17) into PCR 9: its event description strings are present.
+fn kernel_pcr9_support(kernel: &[u8]) -> (bool, bool) {
+    let (mut options, mut initrd) = (false, false);
+    // The strings sit in the EFI stub's data near the end of a bzImage: search backwards.
+    for i in (0..kernel.len()).rev().filter(|&i| kernel[i] == b'L') {
+        let rest = &kernel[i..];
+        options |= rest.starts_with(LOAD_OPTIONS_MARKER);
+        initrd |= rest.starts_with(INITRD_MARKER);
+        if options && initrd {
+            break;
+        }
+    }
+    (options, initrd)
+}
+
+fn auth_chunks<'a>(pe: &Pe<'a>, what: &'static str) -> Result<Vec<Chunk<'a>>, PredictError> {
+    let data = pe.data();
+    let ranges = authenticode::hashed_ranges(pe)
+        .map_err(|source| PredictError::Authenticode { what, source })?;
+    Ok(ranges.into_iter().map(|r| borrowed(&data[r])).collect())
+}
+
+/// PCR 11: name (with NUL) and contents of every measured section, in the stub's order.
+fn pcr11_events<'a>(
+    plan: &mut Plan<'a>,
+    pe: &Pe<'a>,
+    family: StubFamily,
+) -> Result<UkiSections<'a>, PredictError> {
+    let mut sections = UkiSections::default();
+    for &name in family.pcr11_order() {
+        let Some(s) = family.find(pe, name) else {
+            continue;
+        };
+        let mem = memory(pe, s)?;
+        let mut with_nul = name.as_bytes().to_vec();
+        with_nul.push(0);
+        plan.event(
+            11,
+            EventType::IPL,
+            format!("{name} section name"),
+            vec![owned(with_nul)],
+        );
+        plan.event(
+            11,
+            EventType::IPL,
+            format!("{name} section contents ({} bytes)", mem.len),
+            mem.chunks(),
+        );
+    }
+    let get = |name: &str| -> Result<Option<Memory<'a>>, PredictError> {
+        family.find(pe, name).map(|s| memory(pe, s)).transpose()
+    };
+    sections.initrd = get(".initrd")?;
+    sections.ucode = match family {
+        StubFamily::V252 | StubFamily::V254 => None,
+        StubFamily::V256 | StubFamily::V257 => get(".ucode")?,
+    };
+    sections.osrel = match family {
+        StubFamily::V252 | StubFamily::V254 => None,
+        StubFamily::V256 | StubFamily::V257 => get(".osrel")?,
+    };
+    sections.pcrsig = get(".pcrsig")?;
+    sections.pcrpkey = get(".pcrpkey")?;
+    Ok(sections)
+}
+
+/// PCR 9: the kernel's LoadOptions and initrd events. Returns the handed-over command line.
+fn pcr9_events<'a>(
+    plan: &mut Plan<'a>,
+    pe: &Pe<'a>,
+    family: StubFamily,
+    sections: &UkiSections<'a>,
+) -> Result<Option<String>, PredictError> {
+    let cmdline_section = family
+        .find(pe, ".cmdline")
+        .map(|s| memory(pe, s).map(|m| m.to_vec()))
+        .transpose()?;
+    let units = family.cmdline_from_section(cmdline_section.as_deref());
+    let text = units.as_deref().map(String::from_utf16_lossy);
+    if let Some(u) = &units {
+        let desc = format!(
+            "LOADED_IMAGE::LoadOptions: {:?}",
+            text.as_deref().unwrap_or("")
+        );
+        plan.event(
+            9,
+            EventType::EVENT_TAG,
+            desc,
+            vec![owned(load_options_bytes(u))],
+        );
+        mark_last(plan, KernelFeature::LoadOptions);
+    }
+    if let Some(chunks) = family.initrd_chunks(sections) {
+        if chunks_len(&chunks) > 0 {
+            let desc = format!(
+                "Linux initrd: {}",
+                initrd_description(family, sections, &chunks)
+            );
+            plan.event(9, EventType::EVENT_TAG, desc, chunks);
+            mark_last(plan, KernelFeature::Initrd);
+        }
+    }
+    Ok(text)
+}
+
+fn mark_last(plan: &mut Plan<'_>, needs: KernelFeature) {
+    if let Some(e) = plan.events.last_mut() {
+        e.needs = Some(needs);
+    }
+}
+
+fn chunks_len(chunks: &[Chunk<'_>]) -> usize {
+    chunks
+        .iter()
+        .map(|c| match c {
+            Chunk::Bytes(b) => b.len(),
+            Chunk::Zeros(n) => *n,
+        })
+        .sum()
+}
+
+fn initrd_description(family: StubFamily, s: &UkiSections<'_>, chunks: &[Chunk<'_>]) -> String {
+    let late = matches!(family, StubFamily::V256 | StubFamily::V257);
+    let parts: Vec<&str> = [
+        (late && s.ucode.is_some(), ".ucode"),
+        (s.initrd.is_some(), ".initrd"),
+        (s.pcrsig.is_some(), ".pcrsig cpio"),
+        (s.pcrpkey.is_some(), ".pcrpkey cpio"),
+        (
+            late && s.osrel.is_some(),
+            ".osrel cpio (/.extra/os-release)",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(present, name)| present.then_some(name))
+    .collect();
+    format!("{} ({} bytes)", parts.join(" + "), chunks_len(chunks))
+}
