@@ -34,18 +34,18 @@ fn boot(disk: &Path, log: &Path, expect: &[&str]) -> (bool, String) {
 
 #[test]
 fn boot_default_image_is_reproducible_and_reaches_multi_user() {
-    if !have_tool("mmdebstrap")
-        || !have_tool("qemu-system-x86_64")
-        || !have_tool("faketime")
-        || !have_root()
-    {
+    if !have_tool("mmdebstrap") || !have_tool("qemu-system-x86_64") || !have_root() {
         return;
     }
     let d = tempfile::tempdir().unwrap();
-    let build = |out: &Path, tmp: &Path, umask: &str, fake: &str| {
+    // No fake clock here: mmdebstrap's apt and gpgv inherit it and then refuse the archive
+    // (expired Valid-Until, "expired" signing keys). Clock independence of nodeimg's own
+    // output is shown by the fixture builds in repro.rs (faketime 2031); these two show that
+    // mmdebstrap + nodeimg reproduce across TMPDIR and umask.
+    let build = |out: &Path, tmp: &Path, umask: &str| {
         std::fs::create_dir_all(tmp).unwrap();
         let script = format!(
-            "umask {umask}; exec {fake} {} build -o {}",
+            "umask {umask}; exec {} build -o {}",
             nodeimg().display(),
             out.display()
         );
@@ -58,13 +58,8 @@ fn boot_default_image_is_reproducible_and_reaches_multi_user() {
         assert_ok(&r, "nodeimg build (default image)");
     };
     let (a, b) = (d.path().join("a"), d.path().join("b"));
-    build(&a, &d.path().join("tmp-a"), "022", "");
-    build(
-        &b,
-        &d.path().join("tmp-b"),
-        "077",
-        "faketime '2031-05-17 03:04:05'",
-    );
+    build(&a, &d.path().join("tmp-a"), "022");
+    build(&b, &d.path().join("tmp-b"), "077");
     for f in ["disk.raw", "uki.efi", "manifest.json", "SHA256SUMS"] {
         assert!(
             std::fs::read(a.join(f)).unwrap() == std::fs::read(b.join(f)).unwrap(),

@@ -182,7 +182,7 @@ fn divergence(
 
 /// The manifest's events in the models' types (events with unknown banks or types keep what
 /// can be read).
-fn expected_events(events: &[manifest::Event]) -> Vec<Event> {
+pub(crate) fn expected_events(events: &[manifest::Event]) -> Vec<Event> {
     events
         .iter()
         .map(|e| Event {

@@ -265,7 +265,7 @@ fn has_measurements(manifest: &Value) -> bool {
 /// Recomputes the measurements from the disk and compares every key the measurement
 /// produced with the signed manifest's.
 fn compare_measured(image: &Path, manifest: &Value) -> Result<String> {
-    let measured = measure_image(image)?;
+    let measured = measure_image(image, manifest)?;
     let mut compared = Vec::new();
     for key in MEASURED_KEYS {
         let (Some(signed), Some(found)) = (manifest.get(key), measured.get(key)) else {
@@ -291,21 +291,75 @@ fn compare_measured(image: &Path, manifest: &Value) -> Result<String> {
     ))
 }
 
-/// PLUG-IN (measured-boot issue): the measurement of a disk image as a JSON object with the
-/// manifest's `pcrs`, `pcr11_phases` and/or `events` keys — what `nodeimg measure disk
-/// --json` prints. Wire `builder::measure` in here.
-fn measure_image(image: &Path) -> Result<Value> {
-    bail!(
-        "recomputing PCRs from {} is not available in this build (builder::measure is not wired into verify yet)",
-        image.display()
-    )
+/// The signed manifest's PCR banks (both when it names none).
+fn manifest_banks(manifest: &Value) -> Vec<image_config::Bank> {
+    let named: Vec<image_config::Bank> = manifest
+        .get("pcrs")
+        .and_then(Value::as_object)
+        .map(|o| {
+            o.keys()
+                .filter_map(|k| serde_json::from_value(Value::String(k.clone())).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    if named.is_empty() {
+        vec![image_config::Bank::Sha256, image_config::Bank::Sha384]
+    } else {
+        named
+    }
 }
 
-/// PLUG-IN (measured-boot issue): replay a TCG2 event log against the signed manifest's
-/// `events`/`pcrs`; `Ok` with a one-line summary, or an error naming the first diverging
-/// event. Wire `measurements::eventlog` in here.
-fn replay_event_log(_log: &[u8], _manifest: &Value) -> Result<String> {
-    bail!("replaying an event log is not available in this build (measurements::eventlog is not wired into verify yet)")
+/// The measurement of a disk image as a JSON object with the manifest's `pcrs`,
+/// `pcr11_phases` and `events` keys — what `nodeimg measure disk --json` prints — in the
+/// banks the signed manifest uses.
+fn measure_image(image: &Path, manifest: &Value) -> Result<Value> {
+    let uki = crate::measure::uki_from_disk(image)?;
+    let p = crate::measure::predict_uki(&uki, &manifest_banks(manifest))?;
+    Ok(serde_json::to_value(&p)?)
+}
+
+/// Replays a TCG2 event log and checks that it reproduces every signed PCR value; on a
+/// mismatch names the first event that departs from the signed `events`.
+fn replay_event_log(log: &[u8], manifest: &Value) -> Result<String> {
+    use measurements::eventlog::{first_divergence, EventLog};
+    use measurements::pcr::Bank;
+    let log = EventLog::parse(log).context("parsing the event log")?;
+    let signed = manifest
+        .get("pcrs")
+        .and_then(Value::as_object)
+        .context("the signed manifest has no pcrs")?;
+    let events: Vec<measurements::manifest::Event> = serde_json::from_value(
+        manifest
+            .get("events")
+            .cloned()
+            .unwrap_or(Value::Array(vec![])),
+    )
+    .context("the signed manifest's events are malformed")?;
+    let expected = crate::qemu::attest::expected_events(&events);
+    let mut checked = 0;
+    for (bank_name, values) in signed {
+        let bank = Bank::from_name(bank_name)
+            .with_context(|| format!("unknown bank `{bank_name}` in the manifest"))?;
+        let replayed = log.replay(bank).context("replaying the event log")?;
+        for (pcr, want) in values.as_object().into_iter().flatten() {
+            let pcr: u32 = pcr
+                .parse()
+                .with_context(|| format!("PCR key `{pcr}` is not a number"))?;
+            let got = replayed.get(&pcr).copied().unwrap_or(bank.zero()).to_hex();
+            if Some(got.as_str()) != want.as_str() {
+                let why = first_divergence(&log, &expected, pcr, bank).map_or_else(
+                    || "its events equal the signed `events`".to_string(),
+                    |d| d.describe(pcr, bank),
+                );
+                bail!("the event log replays {bank_name} PCR {pcr} to {got}, the manifest signs {want}; first difference: {why}");
+            }
+            checked += 1;
+        }
+    }
+    Ok(format!(
+        "the event log ({} events) replays to all {checked} signed PCR values",
+        log.events.len()
+    ))
 }
 
 /// Compares observed PCRs (a `{"<bank>":{"<pcr>":"<hex>"}}` object, or an object with such a
