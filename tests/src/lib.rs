@@ -187,3 +187,32 @@ pub fn manifest(out: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(out.join("manifest.json")).expect("manifest.json"))
         .expect("manifest json")
 }
+
+/// `nodeimg boot DISK --accel tcg --timeout SECS --console-log LOG --expect …`; returns
+/// (exit status ok, console log). On failure the console and stderr are printed.
+pub fn boot_expect(disk: &Path, log: &Path, timeout_s: u32, expect: &[&str]) -> (bool, String) {
+    let mut args = vec![
+        "boot".to_string(),
+        disk.display().to_string(),
+        "--accel".into(),
+        "tcg".into(),
+    ];
+    args.extend([
+        "--timeout".into(),
+        timeout_s.to_string(),
+        "--console-log".into(),
+        log.display().to_string(),
+    ]);
+    for e in expect {
+        args.extend(["--expect".to_string(), e.to_string()]);
+    }
+    let out = run_nodeimg(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let console = std::fs::read_to_string(log).unwrap_or_default();
+    if !out.status.success() {
+        eprintln!(
+            "--- console ---\n{console}\n--- stderr ---\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (out.status.success(), console)
+}

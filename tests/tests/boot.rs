@@ -23,28 +23,9 @@ fn build(extra: &str) -> Option<(tempfile::TempDir, PathBuf)> {
     Some((d, out))
 }
 
-/// `nodeimg boot DISK --timeout 300 --expect …`; returns (exit ok, console log).
+/// Boots `disk` (300 s limit) and returns (exit ok, console log).
 fn boot(disk: &Path, expect: &[&str]) -> (bool, String) {
-    let log = disk.with_extension("console.log");
-    let mut args = vec![
-        "boot".to_string(),
-        disk.display().to_string(),
-        "--timeout".into(),
-        "300".into(),
-        "--accel".into(),
-        "tcg".into(),
-    ];
-    args.extend(["--console-log".into(), log.display().to_string()]);
-    for e in expect {
-        args.extend(["--expect".to_string(), e.to_string()]);
-    }
-    let out = run_nodeimg(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let console = std::fs::read_to_string(&log).unwrap_or_default();
-    eprintln!(
-        "--- console ---\n{console}\n--- stderr ---\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), console)
+    boot_expect(disk, &disk.with_extension("console.log"), 300, expect)
 }
 
 #[test]

@@ -9,27 +9,7 @@ use std::process::Command;
 use nodeimg_tests::*;
 
 fn boot(disk: &Path, log: &Path, expect: &[&str]) -> (bool, String) {
-    let mut args = vec![
-        "boot".to_string(),
-        disk.display().to_string(),
-        "--timeout".into(),
-        "400".into(),
-        "--accel".into(),
-        "tcg".into(),
-    ];
-    args.extend(["--console-log".into(), log.display().to_string()]);
-    for e in expect {
-        args.extend(["--expect".to_string(), e.to_string()]);
-    }
-    let out = run_nodeimg(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let console = std::fs::read_to_string(log).unwrap_or_default();
-    if !out.status.success() {
-        eprintln!(
-            "--- console ---\n{console}\n--- stderr ---\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    (out.status.success(), console)
+    boot_expect(disk, log, 400, expect)
 }
 
 #[test]
