@@ -51,15 +51,23 @@ fn boot_default_image_is_reproducible_and_reaches_multi_user() {
         m["inputs"]["rootfs"]["packages"]["systemd"].is_string(),
         "package versions recorded"
     );
-    let (ok, console) = boot(
+    // With swtpm: every manifest PCR (4, 9, 11, 12, 13 in both banks) must equal what the
+    // guest reads, and the image must still reach multi-user.target.
+    let manifest_path = a.join("manifest.json");
+    let (ok, console) = boot_expect_with(
         &a.join("disk.raw"),
         &d.path().join("console.log"),
+        400,
         &[
             "nodeimg-init: root verified",
             "Reached target multi-user.target",
         ],
+        &["--tpm", "--manifest", manifest_path.to_str().unwrap()],
     );
-    assert!(ok, "default image did not reach multi-user.target");
+    assert!(
+        ok,
+        "default image did not reach multi-user.target with all manifest PCRs equal"
+    );
     assert!(!console.contains("FAILED"), "a unit failed:\n{console}");
 }
 
