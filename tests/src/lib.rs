@@ -191,12 +191,24 @@ pub fn manifest(out: &Path) -> serde_json::Value {
 /// `nodeimg boot DISK --accel tcg --timeout SECS --console-log LOG --expect …`; returns
 /// (exit status ok, console log). On failure the console and stderr are printed.
 pub fn boot_expect(disk: &Path, log: &Path, timeout_s: u32, expect: &[&str]) -> (bool, String) {
+    boot_expect_with(disk, log, timeout_s, expect, &[])
+}
+
+/// [`boot_expect`] with extra `nodeimg boot` arguments (e.g. `--tpm --manifest M`).
+pub fn boot_expect_with(
+    disk: &Path,
+    log: &Path,
+    timeout_s: u32,
+    expect: &[&str],
+    extra: &[&str],
+) -> (bool, String) {
     let mut args = vec![
         "boot".to_string(),
         disk.display().to_string(),
         "--accel".into(),
         "tcg".into(),
     ];
+    args.extend(extra.iter().map(|a| a.to_string()));
     args.extend([
         "--timeout".into(),
         timeout_s.to_string(),
