@@ -192,8 +192,8 @@ pub fn assemble(
     }
     write_gpt(&mut disk, parts, &placed, disk_guid, total)
         .with_context(|| format!("writing the partition table of {}", out.display()))?;
-    disk.sync_all()
-        .with_context(|| format!("syncing disk image {}", out.display()))?;
+    // No fsync here: outputs are staged and renamed, so an interrupted build never leaves a
+    // file under a final name; durability across power loss is the caller's (or the OS's) call.
     Ok(placed)
 }
 

@@ -33,65 +33,81 @@ pub fn read(path: &Path, epoch: u64, spool_dir: &Path) -> Result<(Tree, [u8; 32]
         [0x28, 0xb5, 0x2f, 0xfd] => Compression::Zstd,
         _ => Compression::None,
     };
-    let hashing = HashingReader {
+    let ctx = || format!("reading rootfs tar {}", path.display());
+    if comp == Compression::None {
+        // Contents stay in the tar; its digest is computed on another core while the headers
+        // are parsed.
+        let backing = File::open(path)?;
+        let hash_file = backing.try_clone()?;
+        let (walked, digest) = std::thread::scope(|s| {
+            let hasher = s.spawn(move || sha256_file_at(&hash_file, file_len));
+            let walked = walk(BufReader::with_capacity(1 << 20, f), None, epoch, file_len);
+            (walked, hasher.join())
+        });
+        let (entries, slices, _) = walked.with_context(ctx)?;
+        let digest = digest
+            .map_err(|_| anyhow::anyhow!("hashing thread panicked"))?
+            .with_context(|| format!("hashing rootfs tar {}", path.display()))?;
+        let store = Box::new(FileSlices {
+            file: backing,
+            slices,
+        });
+        return Ok((Tree { entries, store }, digest));
+    }
+    let mut hashing = HashingReader {
         inner: BufReader::with_capacity(1 << 20, f),
         hasher: Sha256::new(),
     };
-    let ctx = || format!("reading rootfs tar {}", path.display());
-    let (tree, mut hashing) = match comp {
-        Compression::None => {
-            let backing = File::open(path)?;
-            let (entries, slices, r) = walk(hashing, None, epoch, file_len).with_context(ctx)?;
-            (
-                Tree {
-                    entries,
-                    store: Box::new(FileSlices {
-                        file: backing,
-                        slices,
-                    }),
-                },
-                r,
-            )
-        }
-        Compression::Gzip | Compression::Zstd => {
-            let spool = tempfile::tempfile_in(spool_dir)
-                .with_context(|| format!("creating a spool file in {}", spool_dir.display()))?;
-            let mut out = io::BufWriter::with_capacity(1 << 20, spool.try_clone()?);
-            let (entries, slices, r) = if comp == Compression::Gzip {
-                let (e, s, d) = walk(
-                    flate2::read::GzDecoder::new(hashing),
-                    Some(&mut out),
-                    epoch,
-                    u64::MAX,
-                )
-                .with_context(ctx)?;
-                (e, s, d.into_inner())
-            } else {
-                let (e, s, d) = walk(
-                    zstd::Decoder::new(hashing)?,
-                    Some(&mut out),
-                    epoch,
-                    u64::MAX,
-                )
-                .with_context(ctx)?;
-                (e, s, d.finish().into_inner())
-            };
-            out.flush()?;
-            drop(out);
-            (
-                Tree {
-                    entries,
-                    store: Box::new(FileSlices {
-                        file: spool,
-                        slices,
-                    }),
-                },
-                r,
-            )
-        }
+    let spool = tempfile::tempfile_in(spool_dir)
+        .with_context(|| format!("creating a spool file in {}", spool_dir.display()))?;
+    let mut out = io::BufWriter::with_capacity(1 << 20, spool.try_clone()?);
+    let (entries, slices) = if comp == Compression::Gzip {
+        let (e, s, d) = walk(
+            flate2::read::GzDecoder::new(&mut hashing),
+            Some(&mut out),
+            epoch,
+            u64::MAX,
+        )
+        .with_context(ctx)?;
+        drop(d);
+        (e, s)
+    } else {
+        let (e, s, d) = walk(
+            zstd::Decoder::new(&mut hashing)?,
+            Some(&mut out),
+            epoch,
+            u64::MAX,
+        )
+        .with_context(ctx)?;
+        drop(d);
+        (e, s)
     };
+    out.flush()?;
+    drop(out);
     io::copy(&mut hashing, &mut io::sink())?; // hash any trailing bytes the parser did not need
+    let tree = Tree {
+        entries,
+        store: Box::new(FileSlices {
+            file: spool,
+            slices,
+        }),
+    };
     Ok((tree, hashing.hasher.finalize().into()))
+}
+
+/// SHA-256 of the first `len` bytes of `f`, with positioned reads.
+fn sha256_file_at(f: &File, len: u64) -> io::Result<[u8; 32]> {
+    use std::os::unix::fs::FileExt;
+    let mut d = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pos = 0u64;
+    while pos < len {
+        let n = buf.len().min((len - pos) as usize);
+        f.read_exact_at(&mut buf[..n], pos)?;
+        d.update(&buf[..n]);
+        pos += n as u64;
+    }
+    Ok(d.finalize().into())
 }
 
 struct HashingReader<R> {
