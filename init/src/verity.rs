@@ -1,5 +1,6 @@
 //! dm-verity superblock parsing and table construction (spec §11.1–§11.3).
 
+use crate::gpt::{le32, le64};
 use std::fmt;
 
 use crate::cmdline::RootHash;
@@ -182,18 +183,6 @@ pub fn table(
         target_type: "verity".into(),
         params,
     })
-}
-
-fn le32(b: &[u8], off: usize) -> u32 {
-    let mut a = [0u8; 4];
-    a.copy_from_slice(&b[off..off + 4]);
-    u32::from_le_bytes(a)
-}
-
-fn le64(b: &[u8], off: usize) -> u64 {
-    let mut a = [0u8; 8];
-    a.copy_from_slice(&b[off..off + 8]);
-    u64::from_le_bytes(a)
 }
 
 #[cfg(test)]

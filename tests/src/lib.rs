@@ -228,3 +228,16 @@ pub fn boot_expect_with(
     }
     (out.status.success(), console)
 }
+
+/// Deterministic pseudo-random bytes (xorshift), for test payloads.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect()
+}

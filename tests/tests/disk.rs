@@ -1,6 +1,7 @@
 //! ESP and GPT cross-checks with the real tools: fsck.vfat (dosfstools), mdir/mcopy (mtools),
 //! sfdisk (fdisk). A missing tool skips loudly, or fails under `NODEIMG_REQUIRE_TOOLS=1`.
 
+use nodeimg_tests::noise;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -31,19 +32,6 @@ fn run(cmd: &mut Command) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-/// Deterministic pseudo-random bytes.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect()
 }
 
 fn build_esp(path: &Path, uki: &[u8]) {

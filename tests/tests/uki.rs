@@ -4,6 +4,7 @@
 //! with `pefile` (Debian: python3-pefile). Missing inputs skip loudly, or fail under
 //! `NODEIMG_REQUIRE_TOOLS=1`.
 
+use nodeimg_tests::noise;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -63,19 +64,6 @@ fn python() -> Option<PathBuf> {
         missing("python3 with the pefile module (python3-pefile)")?;
     }
     found
-}
-
-/// Deterministic pseudo-random bytes.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect()
 }
 
 fn payload(kernel: &Path) -> Sections {
