@@ -35,6 +35,16 @@ const TABLE: &[(&str, &str, &str)] = &[
     ),
     ("pe_overlapping_sections", "pe", "overlap"),
     (
+        "pe_lfanew_past_end",
+        "pe",
+        "PE signature at offset 0xfffffff0",
+    ),
+    (
+        "pe_absurd_optional_header_size",
+        "pe",
+        "no .sdmagic section",
+    ),
+    (
         "gpt_partition_out_of_disk",
         "gpt",
         "Invalid boot sector signature",
@@ -403,6 +413,21 @@ fn build_with_patched_stub(case: &str, patch: fn(&mut [u8], usize, usize)) {
 fn pe_absurd_section_count() {
     build_with_patched_stub("pe_absurd_section_count", |pe, coff, _| {
         pe[coff + 2..coff + 4].copy_from_slice(&0xffffu16.to_le_bytes());
+    });
+}
+
+#[test]
+fn pe_lfanew_past_end() {
+    build_with_patched_stub("pe_lfanew_past_end", |pe, _, _| {
+        pe[0x3c..0x40].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
+    });
+}
+
+#[test]
+fn pe_absurd_optional_header_size() {
+    // SizeOfOptionalHeader = 0xffff moves the section table onto unrelated bytes.
+    build_with_patched_stub("pe_absurd_optional_header_size", |pe, coff, _| {
+        pe[coff + 16..coff + 18].copy_from_slice(&0xffffu16.to_le_bytes());
     });
 }
 
