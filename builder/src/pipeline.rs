@@ -337,12 +337,33 @@ fn load_stub(cfg: &ImageConfig, tree: &Tree) -> Result<Vec<u8>> {
     let v = pe.stub_version().context("reading the stub's .sdmagic")?.context(
         "the stub has no .sdmagic section, so its version is unknown (use Debian's systemd-boot-efi stub)",
     )?;
+    check_stub_sections(&pe)?;
     anyhow::ensure!(
         KNOWN_STUBS.contains(&v.major),
         "systemd-stub {} is not a version nodeimg knows ({KNOWN_STUBS:?}); its measurements cannot be predicted",
         v.version
     );
     Ok(stub)
+}
+
+/// The stub's own sections must not overlap in memory (the UKI's sections are laid out after
+/// the last one; overlapping input sections would be loaded over each other).
+fn check_stub_sections(pe: &measurements::pe::Pe<'_>) -> Result<()> {
+    let mut by_va: Vec<&measurements::pe::Section> = pe.sections.iter().collect();
+    by_va.sort_by_key(|s| s.virtual_address);
+    for w in by_va.windows(2) {
+        let end = u64::from(w[0].virtual_address) + u64::from(w[0].virtual_size);
+        anyhow::ensure!(
+            end <= u64::from(w[1].virtual_address),
+            "the systemd-stub's sections {} and {} overlap in memory (VA {:#x}+{:#x} reaches past {:#x}); not a usable stub",
+            w[0].name_lossy(),
+            w[1].name_lossy(),
+            w[0].virtual_address,
+            w[0].virtual_size,
+            w[1].virtual_address
+        );
+    }
+    Ok(())
 }
 
 fn read_stub(cfg: &ImageConfig, tree: &Tree) -> Result<Vec<u8>> {

@@ -115,19 +115,61 @@ pub fn read_table(mut r: impl Read + Seek) -> Result<GptTable> {
         (count * entry_size) as usize,
         le32(&h, 88),
     )?;
-    let partitions = array
+    let partitions: Vec<PartInfo> = array
         .chunks_exact(entry_size as usize)
         .enumerate()
         .filter(|(_, e)| e[..16].iter().any(|&b| b != 0))
         .map(|(i, e)| entry(i as u32 + 1, e))
         .collect::<Result<_>>()?;
-    Ok(GptTable {
+    let disk_lbas = r.seek(SeekFrom::End(0)).context("sizing the disk")? / LBA;
+    let table = GptTable {
         disk_guid: guid_at(&h, 56),
         first_usable_lba: le64(&h, 40),
         last_usable_lba: le64(&h, 48),
         backup_lba: le64(&h, 32),
         partitions,
-    })
+    };
+    check_bounds(&table, disk_lbas)?;
+    Ok(table)
+}
+
+/// Every partition lies in the usable area, inside the disk, and overlaps no other.
+fn check_bounds(t: &GptTable, disk_lbas: u64) -> Result<()> {
+    ensure!(
+        t.first_usable_lba <= t.last_usable_lba && t.last_usable_lba < disk_lbas,
+        "GPT usable area LBA {}..={} does not fit the disk's {disk_lbas} LBAs",
+        t.first_usable_lba,
+        t.last_usable_lba
+    );
+    for p in &t.partitions {
+        ensure!(
+            p.first_lba <= p.last_lba
+                && p.first_lba >= t.first_usable_lba
+                && p.last_lba <= t.last_usable_lba,
+            "GPT partition {} ({:?}) spans LBA {}..={}, outside the disk's usable area {}..={}",
+            p.number,
+            p.name,
+            p.first_lba,
+            p.last_lba,
+            t.first_usable_lba,
+            t.last_usable_lba
+        );
+    }
+    let mut sorted: Vec<&PartInfo> = t.partitions.iter().collect();
+    sorted.sort_by_key(|p| p.first_lba);
+    for w in sorted.windows(2) {
+        ensure!(
+            w[0].last_lba < w[1].first_lba,
+            "GPT partitions {} and {} overlap (LBA {}..={} and {}..={})",
+            w[0].number,
+            w[1].number,
+            w[0].first_lba,
+            w[0].last_lba,
+            w[1].first_lba,
+            w[1].last_lba
+        );
+    }
+    Ok(())
 }
 
 fn read_array<R: Read + Seek>(r: &mut R, lba: u64, len: usize, want_crc: u32) -> Result<Vec<u8>> {
