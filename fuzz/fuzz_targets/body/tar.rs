@@ -9,10 +9,10 @@ use std::path::PathBuf;
 /// Writes `data` to a temporary file and loads it as a `[rootfs] tar` source.
 pub fn run(data: &[u8]) {
     let dir = scratch_dir();
-    let tar = dir.join("input.tar");
-    std::fs::write(&tar, data).expect("writing the fuzz input to a temporary file");
     let work = dir.join("work");
     std::fs::create_dir_all(&work).expect("creating the temporary work directory");
+    let tar = dir.join("input.tar");
+    std::fs::write(&tar, data).expect("writing the fuzz input to a temporary file");
     let source = image_config::RootfsSource::Tar(tar);
     if let Ok(loaded) = builder::rootfs::load(&source, 1_700_000_000, &work) {
         for entry in &loaded.tree.entries {
