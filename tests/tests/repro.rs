@@ -62,10 +62,13 @@ fn two_builds_in_different_environments_are_byte_identical() {
     if !have_tool("faketime") || !have_tool("setpriv") || !have_root() {
         return;
     }
-    // A world-accessible tree so uid 65534 can read inputs and write its outputs.
+    // A world-accessible tree so uid 65534 can read inputs and write its outputs, under the
+    // cargo target dir (wherever CARGO_TARGET_DIR puts it), whose ancestors uid 65534 can
+    // traverse to reach the nodeimg binary anyway.
+    std::fs::create_dir_all(target_dir()).unwrap();
     let d = tempfile::Builder::new()
         .prefix("nodeimg-repro")
-        .tempdir_in(repo().join("target"))
+        .tempdir_in(target_dir())
         .unwrap();
     std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let tar_copy = d.path().join("rootfs.tar");
