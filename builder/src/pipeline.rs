@@ -99,7 +99,7 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
         )
     })?;
     let cmdline = cmdline(&vinfo.root_hash, &cfg.kernel.cmdline);
-    let stub = progress.stage("stub", || load_stub(cfg, tree))?;
+    let (stub, stub_version) = progress.stage("stub", || load_stub(cfg, tree))?;
     let uki_bytes = progress.stage("uki", || {
         uki::build(
             &stub,
@@ -113,7 +113,6 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
             },
         )
     })?;
-    let stub_info = uki::read(&uki_bytes).context("reading back the UKI")?;
     let esp_path = work.join("esp.img");
     progress.stage("esp", || {
         let vol = derive::volume_id(&cfg.name, &vinfo.root_hash);
@@ -155,7 +154,7 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
             hash_algorithm: "sha256".into(),
         },
         stub: manifest::Stub {
-            version: stub_info.stub_version.clone().unwrap_or_default(),
+            version: stub_version,
             sha256: output::sha256_hex(&stub),
         },
         kernel: manifest::Kernel {
@@ -330,8 +329,8 @@ fn cmdline(root_hash: &[u8], extra: &[String]) -> String {
 pub const KNOWN_STUBS: [u32; 3] = [252, 254, 257];
 
 /// The configured stub (or the rootfs's, or the host's), refused unless its `.sdmagic` names
-/// a known version.
-fn load_stub(cfg: &ImageConfig, tree: &Tree) -> Result<Vec<u8>> {
+/// a known version; returns the stub and that version (the UKI keeps the stub's `.sdmagic`).
+fn load_stub(cfg: &ImageConfig, tree: &Tree) -> Result<(Vec<u8>, String)> {
     let stub = read_stub(cfg, tree)?;
     let pe = measurements::pe::Pe::parse(&stub).context("the systemd-stub is not a PE image")?;
     let v = pe.stub_version().context("reading the stub's .sdmagic")?.context(
@@ -343,7 +342,7 @@ fn load_stub(cfg: &ImageConfig, tree: &Tree) -> Result<Vec<u8>> {
         "systemd-stub {} is not a version nodeimg knows ({KNOWN_STUBS:?}); its measurements cannot be predicted",
         v.version
     );
-    Ok(stub)
+    Ok((stub, v.version))
 }
 
 /// The stub's own sections must not overlap in memory (the UKI's sections are laid out after
