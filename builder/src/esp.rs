@@ -5,7 +5,7 @@
 //! fatfs 0.3.6 writes long-name entries in front of the `.` and `..` entries of every new
 //! directory and points `..` of a first-level directory at cluster 2 instead of 0, both of which
 //! `fsck.vfat` rejects, and leaves the FSInfo free count unset. `fatfs` is still used to read
-//! images back ([`read_file`]), which doubles as an independent check of the writer.
+//! images back ([`read_file`], [`list`]), which doubles as an independent check of the writer.
 //!
 //! Output depends only on the arguments: the volume id and label are given, every entry's
 //! timestamps come from SOURCE_DATE_EPOCH (never the wall clock), entries are laid out in name
@@ -13,13 +13,14 @@
 //! names are not supported.
 
 use std::fs::OpenOptions;
-use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use anyhow::{ensure, Context, Result};
-use fatfs::{FileSystem, FsOptions};
 
 pub mod fat32;
+mod read;
+
+pub use read::{list, read_file, Item, Listing, Window};
 
 use fat32::{DosTime, Geometry, Volume};
 
@@ -103,47 +104,6 @@ fn volume_label(label: &str) -> Result<[u8; 11]> {
     let mut out = [b' '; 11];
     out[..label.len()].copy_from_slice(label.to_ascii_uppercase().as_bytes());
     Ok(out)
-}
-
-/// Reads the file at `path` (`/`-separated, case-insensitive) from the FAT image `img`. The
-/// image is never written.
-pub fn read_file<R: Read + Seek>(img: R, path: &str) -> Result<Vec<u8>> {
-    let fs = FileSystem::new(ReadOnly(img), FsOptions::new()).context("mounting the FAT image")?;
-    let mut f = fs
-        .root_dir()
-        .open_file(path)
-        .with_context(|| format!("opening {path} in the FAT image"))?;
-    let mut out = Vec::new();
-    f.read_to_end(&mut out)
-        .with_context(|| format!("reading {path} from the FAT image"))?;
-    Ok(out)
-}
-
-/// A reader that refuses writes, so a FAT image can be mounted from a `Read + Seek`.
-struct ReadOnly<R>(R);
-
-impl<R: Read> Read for ReadOnly<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read(buf)
-    }
-}
-
-impl<R: Seek> Seek for ReadOnly<R> {
-    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        self.0.seek(pos)
-    }
-}
-
-impl<R> Write for ReadOnly<R> {
-    fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-        Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            "the FAT image is opened read-only",
-        ))
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 /// The FAT date and time (UTC) of `epoch`, clamped to 1980-01-01 00:00:00 … 2107-12-31 23:59:58.

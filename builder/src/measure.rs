@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -184,8 +184,11 @@ pub fn uki_from_disk_file(f: &File, parts: &[disk::PartInfo]) -> Result<Vec<u8>>
                 disk::guid_to_string(&disk::TYPE_ESP)
             )
         })?;
-    esp::read_file(Slice::new(f, esp_part.offset, esp_part.size), UKI_PATH)
-        .context("reading \\EFI\\BOOT\\BOOTX64.EFI from the ESP")
+    esp::read_file(
+        esp::Window::new(f, esp_part.offset, esp_part.size),
+        UKI_PATH,
+    )
+    .context("reading \\EFI\\BOOT\\BOOTX64.EFI from the ESP")
 }
 
 /// The firmware profile named `name` (for the command line).
@@ -197,49 +200,4 @@ pub fn firmware_profile(name: &str) -> Result<FirmwareProfile> {
             known.join(", ")
         )
     })
-}
-
-/// A read-only window of a file, for fatfs.
-#[derive(Debug)]
-pub struct Slice<'a> {
-    file: &'a File,
-    start: u64,
-    len: u64,
-    pos: u64,
-}
-
-impl<'a> Slice<'a> {
-    /// `len` bytes of `file` from `start`.
-    pub fn new(file: &'a File, start: u64, len: u64) -> Self {
-        Slice {
-            file,
-            start,
-            len,
-            pos: 0,
-        }
-    }
-}
-
-impl Read for Slice<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        use std::os::unix::fs::FileExt;
-        let n = buf.len().min(self.len.saturating_sub(self.pos) as usize);
-        let got = self.file.read_at(&mut buf[..n], self.start + self.pos)?;
-        self.pos += got as u64;
-        Ok(got)
-    }
-}
-
-impl Seek for Slice<'_> {
-    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
-        let new = match to {
-            SeekFrom::Start(n) => Some(n),
-            SeekFrom::End(d) => self.len.checked_add_signed(d),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        self.pos = new.ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek out of range")
-        })?;
-        Ok(self.pos)
-    }
 }

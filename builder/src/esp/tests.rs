@@ -62,7 +62,7 @@ fn builds_readable_deterministic_fat32() {
 fn every_entry_has_the_epoch_timestamp() {
     let dir = tempfile::tempdir().unwrap();
     let img = sample(dir.path(), "a.img", 1_700_000_000);
-    let fs = FileSystem::new(ReadOnly(std::io::Cursor::new(img)), FsOptions::new()).unwrap();
+    let fs = fatfs::FileSystem::new(std::io::Cursor::new(img), fatfs::FsOptions::new()).unwrap();
     // 2023-11-14 22:13:20 UTC
     let want = fatfs::DateTime {
         date: fatfs::Date {
@@ -169,7 +169,118 @@ fn read_file_names_the_missing_path() {
     let img = sample(dir.path(), "a.img", 0);
     let err = read_file(std::io::Cursor::new(img), "EFI/BOOT/NOPE.EFI").unwrap_err();
     assert!(
-        format!("{err:#}").contains("opening EFI/BOOT/NOPE.EFI"),
+        format!("{err:#}")
+            .contains("EFI/BOOT/NOPE.EFI is not in the FAT image (NOPE.EFI missing in /EFI/BOOT/)"),
         "{err:#}"
+    );
+}
+
+/// Byte offset of the FAT entry of `cluster` and of the data of `cluster`, from the BPB.
+fn fat_geometry(img: &[u8], cluster: u32) -> (usize, usize) {
+    let u16_at = |o: usize| u16::from_le_bytes([img[o], img[o + 1]]) as usize;
+    let u32_at = |o: usize| u32::from_le_bytes(img[o..o + 4].try_into().unwrap()) as usize;
+    let (bps, spc, reserved, fats, fat_sectors) = (
+        u16_at(0x0b),
+        img[0x0d] as usize,
+        u16_at(0x0e),
+        img[0x10] as usize,
+        u32_at(0x24),
+    );
+    let fat = reserved * bps + cluster as usize * 4;
+    let data = (reserved + fats * fat_sectors) * bps + (cluster as usize - 2) * spc * bps;
+    (fat, data)
+}
+
+fn short_entry(img: &[u8], name: &[u8; 11]) -> usize {
+    img.windows(11)
+        .position(|w| w == name)
+        .expect("directory entry")
+}
+
+/// A root directory whose first cluster is full and whose FAT entry points at itself would be
+/// listed forever by a plain `fatfs` walk: here both lookups and listings stop with an error.
+#[test]
+fn a_cyclic_directory_chain_is_an_error_not_a_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cyclic.img");
+    let names: Vec<String> = (0..40).map(|i| format!("F{i:02}")).collect();
+    let files: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &b"x"[..])).collect();
+    build(&path, 40 * MIB, &files, 1, "esp", 0).unwrap();
+    let mut img = std::fs::read(&path).unwrap();
+    let root = u32::from_le_bytes(img[0x2c..0x30].try_into().unwrap());
+    let (fat, _) = fat_geometry(&img, root);
+    img[fat..fat + 4].copy_from_slice(&root.to_le_bytes());
+    let err = read_file(std::io::Cursor::new(&img), "EFI/BOOT/BOOTX64.EFI").unwrap_err();
+    assert!(
+        format!("{err:#}").contains("more than 65536 entries"),
+        "{err:#}"
+    );
+    let err = list(std::io::Cursor::new(&img)).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("more than 65536 entries"),
+        "{err:#}"
+    );
+}
+
+/// A file whose directory entry claims 4 GiB is refused before anything is allocated.
+#[test]
+fn a_file_larger_than_the_image_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut img = sample(dir.path(), "a.img", 0);
+    let e = short_entry(&img, b"BOOTX64 EFI");
+    img[e + 28..e + 32].copy_from_slice(&u32::MAX.to_le_bytes());
+    let err = read_file(std::io::Cursor::new(&img), "EFI/BOOT/BOOTX64.EFI").unwrap_err();
+    let want =
+        "EFI/BOOT/BOOTX64.EFI in the FAT image claims 4294967295 bytes, more than the image's";
+    assert!(format!("{err:#}").contains(want), "{err:#}");
+    assert!(format!("{:#}", list(std::io::Cursor::new(&img)).unwrap_err()).contains("claims"));
+}
+
+/// A subdirectory entry pointing back at its parent's cluster makes the tree infinitely deep.
+#[test]
+fn a_directory_containing_itself_is_refused_by_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut img = sample(dir.path(), "a.img", 0);
+    let boot = short_entry(&img, b"BOOT       ");
+    let efi = short_entry(&img, b"EFI        ");
+    // BOOT's first cluster (high word at +20, low word at +26) := EFI's.
+    let (hi, lo) = (
+        img[efi + 20..efi + 22].to_vec(),
+        img[efi + 26..efi + 28].to_vec(),
+    );
+    img[boot + 20..boot + 22].copy_from_slice(&hi);
+    img[boot + 26..boot + 28].copy_from_slice(&lo);
+    let err = list(std::io::Cursor::new(&img)).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("directories deep (a directory that contains itself"),
+        "{err:#}"
+    );
+}
+
+/// The listing has every directory and file with size and SHA-256.
+#[test]
+fn list_hashes_every_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = sample(dir.path(), "a.img", 0);
+    let l = list(std::io::Cursor::new(&img)).unwrap();
+    assert_eq!((l.volume_id, l.label.as_str()), (0x1234_abcd, "ESP"));
+    let keys: Vec<&str> = l.items.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "EFI",
+            "EFI/BOOT",
+            "EFI/BOOT/BOOTX64.EFI",
+            "EFI/NODEIMG",
+            "EFI/NODEIMG/INFO.TXT"
+        ]
+    );
+    let want: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(b"type1\n").into();
+    assert_eq!(
+        l.items["EFI/NODEIMG/INFO.TXT"],
+        Item::File {
+            len: 6,
+            sha256: want
+        }
     );
 }

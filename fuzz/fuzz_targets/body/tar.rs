@@ -4,11 +4,12 @@
 //! takes a path, so the input is written to a private temporary directory first.
 //! Errors are fine; a panic is a bug.
 
-use std::path::PathBuf;
+#[path = "scratch.rs"]
+mod scratch;
 
 /// Writes `data` to a temporary file and loads it as a `[rootfs] tar` source.
 pub fn run(data: &[u8]) {
-    let dir = scratch_dir();
+    let dir = scratch::dir("tar");
     let work = dir.join("work");
     std::fs::create_dir_all(&work).expect("creating the temporary work directory");
     let tar = dir.join("input.tar");
@@ -20,11 +21,4 @@ pub fn run(data: &[u8]) {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// One directory per process and thread, so parallel tests and fuzz jobs do not collide.
-fn scratch_dir() -> PathBuf {
-    let id = format!("{:?}", std::thread::current().id());
-    let id: String = id.chars().filter(char::is_ascii_digit).collect();
-    std::env::temp_dir().join(format!("nodeimg-fuzz-tar-{}-{id}", std::process::id()))
 }

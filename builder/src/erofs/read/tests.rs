@@ -1,6 +1,6 @@
 //! Reader tests: round trip with the writer over a tree with every entry kind, images from
 //! `mkfs.erofs` (compact inodes), hand-made corruptions and random byte flips (errors, never
-//! panics), and the committed corpus in `builder/tests/corpus/erofs/`.
+//! panics), and the committed corpus in `fuzz/corpus/erofs_read/`.
 
 use std::io::{self, Cursor, Read};
 use std::path::PathBuf;
@@ -419,12 +419,12 @@ fn random_byte_flips_never_panic() {
 }
 
 fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/erofs")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/erofs_read")
 }
 
 /// Replays the committed fuzz corpus: every input must give a result, not a panic; the
 /// inputs named `ok-*` must read cleanly. `ok-*`/`bad-*` come from [`regenerate_erofs_corpus`];
-/// `fuzz-*` are inputs a libFuzzer run of `fuzz-erofs` (3.7 M executions) kept for coverage.
+/// `fuzz-*` are inputs a libFuzzer run of the `erofs_read` target (3.7 M executions) kept for coverage.
 #[test]
 fn corpus_replays_without_panics() {
     let mut n = 0;
