@@ -1,8 +1,8 @@
 //! Hostile-input corpus (issue 7, item 2): every input is generated here, deterministically,
 //! and run through the real `nodeimg` CLI (or the library parser for formats the CLI only
 //! reaches behind a signed manifest). Each case must fail with exit status 1 and its expected
-//! error fragment — or be accepted where the table says so — without a panic, within 60 s,
-//! leaving no output directory behind and nothing in a canary directory outside it.
+//! error fragment — or be accepted where the table says so — without a panic, within 60 s and
+//! 512 MiB of peak RSS, leaving no output directory behind and nothing in a canary directory outside it.
 //! `tests/hostile/README.md` lists the table.
 
 use std::path::{Path, PathBuf};
@@ -17,7 +17,7 @@ const DEADLINE: Duration = Duration::from_secs(60);
 /// The table: (case, input kind, expected error fragment). Kept in step with the README.
 const TABLE: &[(&str, &str, &str)] = &[
     ("tar_huge_declared_size", "tar", "truncated"),
-    ("tar_100k_entries", "tar", "kernel"),
+    ("tar_million_entries", "tar", "kernel"),
     ("tar_deep_path", "tar", "(accepted: the build completes)"),
     ("tar_symlink_escape", "tar", "which is a symlink"),
     ("tar_hardlink_escape", "tar", "contains `..`"),
@@ -50,6 +50,12 @@ const TABLE: &[(&str, &str, &str)] = &[
         "outside the disk's usable area",
     ),
     ("gpt_overlapping_partitions", "gpt", "overlap"),
+    ("esp_file_claims_4gib", "esp", "4294967295 bytes claimed"),
+    (
+        "esp_directory_contains_itself",
+        "esp",
+        "directories nested more than 16 deep",
+    ),
     ("eventlog_lying_size", "eventlog", "runs past the end"),
     (
         "ovmf_cyclic_guid_table",
@@ -89,26 +95,42 @@ impl Scratch {
     }
 }
 
-/// Runs `nodeimg ARGS` in `s.canary()` with a 60 s deadline; returns (exit code, stderr).
+/// Peak resident memory any case may reach (the 1 Mi-entry tar needs the most: one tree entry
+/// per file, ~200 bytes each).
+const MEMORY_KIB: i64 = 512 << 10;
+
+/// Runs `nodeimg ARGS` in `s.canary()` with a 60 s deadline and the [`MEMORY_KIB`] bound on
+/// its peak RSS (from `wait4`; the kernel counts the RSS the child had before `exec`, i.e. this
+/// test process's, so the bound is conservative); returns (exit code, stderr then stdout).
 fn run_bounded(s: &Scratch, args: &[&str]) -> (Option<i32>, String) {
     let start = Instant::now();
     let mut child = Command::new(nodeimg())
         .args(args)
         .env("NODEIMG_INIT", init_binary())
         .current_dir(s.canary())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn nodeimg");
-    let mut err = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut err, &mut s);
-        s
-    });
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
+    let drain = |mut r: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            s
+        })
+    };
+    let reader = drain(Box::new(child.stderr.take().unwrap()));
+    let out_reader = drain(Box::new(child.stdout.take().unwrap()));
+    let pid = child.id() as libc::pid_t;
+    let (status, rusage) = loop {
+        let mut status = 0;
+        // SAFETY: plain wait4 on our own child with valid out-pointers; reaps it exactly once
+        // (std's Child is not waited on afterwards).
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut ru) };
+        assert!(r >= 0, "wait4: {}", std::io::Error::last_os_error());
+        if r == pid {
+            break (status, ru);
         }
         if start.elapsed() > DEADLINE {
             let _ = child.kill();
@@ -117,9 +139,19 @@ fn run_bounded(s: &Scratch, args: &[&str]) -> (Option<i32>, String) {
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    let stderr = reader.join().unwrap();
-    eprintln!("nodeimg {args:?}: {status} in {:?}", start.elapsed());
-    (status.code(), stderr)
+    let stderr = reader.join().unwrap() + &out_reader.join().unwrap();
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    let rss = rusage.ru_maxrss;
+    eprintln!(
+        "nodeimg {args:?}: exit {code:?} (wait status {status:#x}) in {:?}, peak RSS {} MiB",
+        start.elapsed(),
+        rss >> 10
+    );
+    assert!(
+        rss <= MEMORY_KIB,
+        "nodeimg {args:?}: peak RSS {rss} KiB over the {MEMORY_KIB} KiB bound\n{stderr}"
+    );
+    (code, stderr)
 }
 
 /// Asserts a clean refusal: exit 1, `case`'s fragment, no panic, no output, empty canary.
@@ -226,16 +258,41 @@ fn tar_hardlink_missing() {
 }
 
 #[test]
-fn tar_100k_entries() {
-    // 100 000 empty files: parsing must stay fast; the build then stops on the missing kernel.
+fn tar_million_entries() {
+    // 2^20 empty files (512 MiB of headers), streamed to the file so the test process stays
+    // small (a child's ru_maxrss starts from its parent's RSS at fork): parsed in bounded
+    // memory; the build then stops on the missing kernel.
+    use std::io::Write;
+    let s = Scratch::new();
+    let tar = s.path("input.tar");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&tar).unwrap());
     let mut t = root();
     item(&mut t, "d/", b'5', "", 0, b"");
-    for i in 0..100_000 {
-        item(&mut t, &format!("d/f{i:06}"), b'0', "", 0, b"");
+    for i in 0..1 << 20 {
+        item(
+            &mut t,
+            &format!("d/{:03}/f{i:07}", i >> 12),
+            b'0',
+            "",
+            0,
+            b"",
+        );
+        if t.len() >= 1 << 20 {
+            f.write_all(&t).unwrap();
+            t.clear();
+        }
     }
+    f.write_all(&end(t)).unwrap();
+    f.into_inner().unwrap().sync_all().unwrap();
+    let cfg = fixture_config(s.dir.path(), &tar, "");
+    let out = s.out();
     let start = Instant::now();
-    build_tar_refused("tar_100k_entries", &end(t));
-    eprintln!("100k entries: {:?}", start.elapsed());
+    let (code, err) = run_bounded(
+        &s,
+        &["build", cfg.to_str().unwrap(), "-o", out.to_str().unwrap()],
+    );
+    eprintln!("2^20 entries: {:?}", start.elapsed());
+    assert_refused(&s, "tar_million_entries", code, &err);
 }
 
 /// The fixture tar up to (not including) its end-of-archive blocks.
@@ -511,6 +568,85 @@ fn gpt_partition_out_of_disk() {
 #[test]
 fn gpt_overlapping_partitions() {
     gpt_refused("gpt_overlapping_partitions", &[(100, 200), (150, 250)]);
+}
+
+// ---- ESP (FAT) inside a real disk -----------------------------------------------------
+
+/// Builds the fixture image into `s/img`; returns (disk path, ESP offset in the disk).
+fn fixture_disk(s: &Scratch) -> Option<(PathBuf, usize)> {
+    let tar = fixture_tar()?;
+    let cfg = fixture_config(s.dir.path(), &tar, "");
+    let img = s.path("img");
+    let out = run_nodeimg(&["build", cfg.to_str().unwrap(), "-o", img.to_str().unwrap()]);
+    assert_ok(&out, "building the fixture image");
+    let disk = img.join("disk.raw");
+    let f = std::fs::File::open(&disk).unwrap();
+    let parts = builder::disk::read(f).unwrap();
+    let esp = parts
+        .iter()
+        .find(|p| p.type_guid == builder::disk::TYPE_ESP)
+        .expect("ESP");
+    Some((disk, esp.offset as usize))
+}
+
+/// Offset of the 8.3 directory entry `name` inside the ESP starting at `esp`.
+fn short_entry(disk: &[u8], esp: usize, name: &[u8; 11]) -> usize {
+    esp + disk[esp..]
+        .windows(11)
+        .position(|w| w == name)
+        .expect("directory entry in the ESP")
+}
+
+/// Writes a corrupted copy of the fixture disk, then runs `inspect`, `measure disk` (both must
+/// refuse with `case`'s fragment unless `diff_only`) and `diff good bad` (exit 1, the ESP
+/// reported unreadable with the fragment).
+fn esp_refused(case: &str, diff_only: bool, corrupt: fn(&mut [u8], usize)) {
+    let s = Scratch::new();
+    let Some((good, esp)) = fixture_disk(&s) else {
+        return;
+    };
+    let mut bytes = std::fs::read(&good).unwrap();
+    corrupt(&mut bytes, esp);
+    let bad = s.path("bad.raw");
+    std::fs::write(&bad, bytes).unwrap();
+    let b = bad.to_str().unwrap();
+    for args in [vec!["inspect", b], vec!["measure", "disk", b]] {
+        let (code, err) = run_bounded(&s, &args);
+        if diff_only {
+            assert!(
+                code == Some(1) && err.contains("error:") && !err.contains("panicked"),
+                "{case}: {args:?}: {code:?}\n{err}"
+            );
+        } else {
+            assert_refused(&s, case, code, &err);
+        }
+    }
+    let (code, out) = run_bounded(&s, &["diff", good.to_str().unwrap(), b]);
+    assert!(
+        code == Some(1) && out.contains("unreadable") && out.contains(expected(case)),
+        "{case}: diff {code:?}\n{out}"
+    );
+}
+
+#[test]
+fn esp_file_claims_4gib() {
+    esp_refused("esp_file_claims_4gib", false, |d, esp| {
+        let e = short_entry(d, esp, b"BOOTX64 EFI");
+        d[e + 28..e + 32].copy_from_slice(&u32::MAX.to_le_bytes());
+    });
+}
+
+#[test]
+fn esp_directory_contains_itself() {
+    esp_refused("esp_directory_contains_itself", true, |d, esp| {
+        // BOOT's first cluster (high word at +20, low word at +26) := EFI's.
+        let boot = short_entry(d, esp, b"BOOT       ");
+        let efi = short_entry(d, esp, b"EFI        ");
+        for r in [20..22, 26..28] {
+            let v = d[efi + r.start..efi + r.end].to_vec();
+            d[boot + r.start..boot + r.end].copy_from_slice(&v);
+        }
+    });
 }
 
 // ---- TCG2 event log (library parser: `verify --event-log` needs a signed manifest) ------

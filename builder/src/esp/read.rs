@@ -184,7 +184,7 @@ fn find<'a, R: Read + Seek>(
 fn read_all(f: impl Read, len: u64, image: u64, path: &str) -> Result<Vec<u8>> {
     ensure!(
         len <= image,
-        "{path} in the FAT image claims {len} bytes, more than the image's {image}"
+        "{path}: {len} bytes claimed, more than the FAT image's {image}"
     );
     let mut out = Vec::with_capacity(len as usize);
     f.take(len)
@@ -230,8 +230,8 @@ pub fn list<R: Read + Seek>(img: R) -> Result<Listing> {
             if e.is_dir() {
                 ensure!(
                     depth < MAX_DEPTH,
-                    "/{path} in the FAT image is more than {MAX_DEPTH} directories deep (a \
-                     directory that contains itself, or a corrupt image)"
+                    "directories nested more than {MAX_DEPTH} deep in the FAT image (a \
+                     directory that contains itself?) at /{path}"
                 );
                 todo.push((format!("{path}/"), e.to_dir(), depth + 1));
                 items.insert(path, Item::Dir);
@@ -258,7 +258,7 @@ pub fn list<R: Read + Seek>(img: R) -> Result<Listing> {
 fn hash(f: impl Read, len: u64, image: u64, path: &str) -> Result<[u8; 32]> {
     ensure!(
         len <= image,
-        "/{path} in the FAT image claims {len} bytes, more than the image's {image}"
+        "/{path}: {len} bytes claimed, more than the FAT image's {image}"
     );
     let mut h = Sha256::new();
     let mut f = f.take(len);

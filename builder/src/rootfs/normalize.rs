@@ -1,7 +1,7 @@
 //! Shared normalization for every rootfs source: path checks, implicit parent directories,
 //! duplicate handling, hardlink canonicalization, sorting and mtime clamping.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{bail, Context, Result};
 
@@ -98,15 +98,21 @@ impl Builder {
     /// checks parents are directories and makes every hardlink point at the first name of its
     /// file in sorted order.
     pub fn finish(mut self, epoch: u64) -> Result<Vec<Entry>> {
-        let paths: Vec<String> = self.entries.keys().cloned().collect();
-        for p in &paths {
+        // Only the missing parents are collected (not a copy of every path: a tar may have
+        // millions of entries).
+        let mut missing: BTreeSet<String> = BTreeSet::new();
+        for p in self.entries.keys() {
             let mut cur = p.as_str();
             while let Some(parent) = parent_of(cur) {
-                self.entries
-                    .entry(parent.to_string())
-                    .or_insert_with(|| implicit_dir(parent, epoch));
+                if self.entries.contains_key(parent) || !missing.insert(parent.to_string()) {
+                    break;
+                }
                 cur = parent;
             }
+        }
+        for parent in missing {
+            let dir = implicit_dir(&parent, epoch);
+            self.entries.insert(parent, dir);
         }
         self.entries
             .entry(String::new())
@@ -153,18 +159,22 @@ fn implicit_dir(path: &str, epoch: u64) -> Entry {
     }
 }
 
+/// `list` is sorted by [`path_cmp`], so a parent is found by binary search (no index of
+/// every path).
 fn check_parents(list: &[Entry]) -> Result<()> {
-    let kinds: HashMap<&str, &Kind> = list.iter().map(|e| (e.path.as_str(), &e.kind)).collect();
     for e in list {
         if let Some(parent) = e.parent() {
-            match kinds.get(parent) {
-                Some(Kind::Dir) => {}
-                Some(k) => bail!(
+            let found = list
+                .binary_search_by(|x| path_cmp(&x.path, parent))
+                .map(|i| &list[i].kind);
+            match found {
+                Ok(Kind::Dir) => {}
+                Ok(k) => bail!(
                     "`/{}` is inside `/{parent}`, which is a {} — refusing (an entry under a symlink could write outside the root)",
                     e.path,
                     kind_name(k)
                 ),
-                None => bail!("internal: parent of `/{}` missing", e.path),
+                Err(_) => bail!("internal: parent of `/{}` missing", e.path),
             }
         }
     }
@@ -174,23 +184,22 @@ fn check_parents(list: &[Entry]) -> Result<()> {
 /// Resolves hardlink chains and re-points each group at its first name in sorted order, so the
 /// tree invariant "hardlink targets are earlier regular files" holds.
 fn canonical_hardlinks(list: &mut [Entry]) -> Result<()> {
-    let index: HashMap<String, usize> = list
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.path.clone(), i))
-        .collect();
-    // For each hardlink, follow the chain to a regular file.
+    // For each hardlink, follow the chain to a regular file (`list` is sorted by
+    // [`path_cmp`]: targets are found by binary search).
     let mut group_of: BTreeMap<usize, usize> = BTreeMap::new(); // entry → file entry
     for (i, e) in list.iter().enumerate() {
         let mut cur = i;
         let mut hops = 0;
         while let Kind::Hardlink { target } = &list[cur].kind {
-            let t = *index.get(target.as_str()).with_context(|| {
-                format!(
-                    "hardlink `/{}` points at `/{target}`, which is not in the rootfs",
-                    e.path
-                )
-            })?;
+            let t = list
+                .binary_search_by(|x| path_cmp(&x.path, target))
+                .ok()
+                .with_context(|| {
+                    format!(
+                        "hardlink `/{}` points at `/{target}`, which is not in the rootfs",
+                        e.path
+                    )
+                })?;
             cur = t;
             hops += 1;
             if hops > list.len() {
