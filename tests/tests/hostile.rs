@@ -102,6 +102,7 @@ const MEMORY_KIB: i64 = 512 << 10;
 /// Runs `nodeimg ARGS` in `s.canary()` with a 60 s deadline and the [`MEMORY_KIB`] bound on
 /// its peak RSS (from `wait4`; the kernel counts the RSS the child had before `exec`, i.e. this
 /// test process's, so the bound is conservative); returns (exit code, stderr then stdout).
+#[allow(clippy::zombie_processes)] // reaped by `wait4` below, which also gives the rusage
 fn run_bounded(s: &Scratch, args: &[&str]) -> (Option<i32>, String) {
     let start = Instant::now();
     let mut child = Command::new(nodeimg())
