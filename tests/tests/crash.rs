@@ -102,3 +102,62 @@ fn full_disk_is_a_clear_error_and_leaves_nothing() {
         "files left on the full filesystem: {left:?}"
     );
 }
+
+fn staging_dirs(out: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".nodeimg-staging-"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A build killed with SIGKILL leaves its staging directory; the next build in the same output
+/// directory removes it (its lock is free) but keeps one that a live process still locks.
+#[test]
+fn next_build_removes_staging_dirs_of_killed_builds_only() {
+    use std::os::fd::AsRawFd;
+    let Some(tar) = fixture_tar() else { return };
+    let d = tempfile::tempdir().unwrap();
+    let cfg = fixture_config(d.path(), &tar, "");
+    let out = d.path().join("out");
+    // A build killed once its staging directory exists.
+    let mut child = Command::new(nodeimg())
+        .args(["build", cfg.to_str().unwrap(), "-o", out.to_str().unwrap()])
+        .env("NODEIMG_INIT", init_binary())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !out.exists() || staging_dirs(&out).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no staging dir appeared"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let killed = staging_dirs(&out);
+    assert_eq!(killed.len(), 1, "{killed:?}");
+    // A "running build": a staging dir this test process holds the lock of.
+    let live = out.join(".nodeimg-staging-live");
+    std::fs::create_dir(&live).unwrap();
+    let f = std::fs::File::open(&live).unwrap();
+    // SAFETY: flock on a descriptor we own.
+    assert_eq!(
+        unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) },
+        0
+    );
+    assert_ok(
+        &run_nodeimg(&["build", cfg.to_str().unwrap(), "-o", out.to_str().unwrap()]),
+        "build after a killed one",
+    );
+    assert_eq!(staging_dirs(&out), [".nodeimg-staging-live"]);
+    for f in FINAL {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    drop(f);
+}

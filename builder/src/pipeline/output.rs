@@ -1,5 +1,11 @@
 //! Staged outputs: everything is written inside `DIR/.nodeimg-staging-*` and renamed into
 //! `DIR` at the end; on failure the staging dir (and `DIR`, if this build created it) vanish.
+//!
+//! A build killed with SIGKILL cannot clean up, so each build holds an exclusive `flock` on its
+//! staging directory, and the next build in `DIR` removes every `.nodeimg-staging-*` whose lock
+//! it can take (its owner is gone; a concurrent build's stays). `SHA256SUMS` is removed before
+//! the new files are renamed in and written last, so when it exists it lists the files beside
+//! it — a build killed between two renames leaves no `SHA256SUMS` that lies.
 
 use std::fs::File;
 use std::io::Read;
@@ -14,6 +20,58 @@ pub struct Staging {
     out_dir: PathBuf,
     created_out_dir: bool,
     dir: Option<tempfile::TempDir>,
+    /// The open staging directory, `flock`ed for the life of the build.
+    _lock: Option<File>,
+}
+
+const PREFIX: &str = ".nodeimg-staging-";
+
+/// Opens `dir` and takes an exclusive `flock` on it; `Ok(None)` if another process holds it.
+fn lock_dir(dir: &Path) -> std::io::Result<Option<File>> {
+    use std::os::fd::AsRawFd;
+    let f = File::open(dir)?;
+    // SAFETY: flock on a descriptor we own; no memory is passed.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(Some(f));
+    }
+    let e = std::io::Error::last_os_error();
+    if e.kind() == std::io::ErrorKind::WouldBlock {
+        Ok(None)
+    } else {
+        Err(e)
+    }
+}
+
+/// Removes the staging directories of builds in `out_dir` that died without cleaning up
+/// (unlocked ones); returns how many went. Errors only warn: they never fail a build.
+fn remove_stale(out_dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(out_dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in rd.flatten() {
+        let name = e.file_name();
+        if !name.to_string_lossy().starts_with(PREFIX) || !e.path().is_dir() {
+            continue;
+        }
+        let path = e.path();
+        match lock_dir(&path) {
+            Ok(Some(_held)) => match std::fs::remove_dir_all(&path) {
+                Ok(()) => removed += 1,
+                Err(err) => {
+                    tracing::warn!(dir = %path.display(), %err, "cannot remove a stale staging directory")
+                }
+            },
+            Ok(None) => {} // a build running now
+            Err(err) => {
+                tracing::warn!(dir = %path.display(), %err, "cannot check a staging directory")
+            }
+        }
+    }
+    if removed > 0 {
+        tracing::info!(removed, dir = %out_dir.display(), "removed staging directories of interrupted builds");
+    }
+    removed
 }
 
 impl Staging {
@@ -21,15 +79,25 @@ impl Staging {
         let created_out_dir = !out_dir.exists();
         std::fs::create_dir_all(out_dir)
             .with_context(|| format!("creating output directory {}", out_dir.display()))?;
+        if !created_out_dir {
+            remove_stale(out_dir);
+        }
         let dir = tempfile::Builder::new()
-            .prefix(".nodeimg-staging-")
+            .prefix(PREFIX)
             .tempdir_in(out_dir)
-            .with_context(|| format!("creating a staging directory in {}", out_dir.display()));
+            .with_context(|| format!("creating a staging directory in {}", out_dir.display()))
+            .and_then(|d| {
+                let lock = lock_dir(d.path())
+                    .with_context(|| format!("locking {}", d.path().display()))?
+                    .context("a fresh staging directory is locked by another process")?;
+                Ok((d, lock))
+            });
         match dir {
-            Ok(d) => Ok(Staging {
+            Ok((d, lock)) => Ok(Staging {
                 out_dir: out_dir.to_path_buf(),
                 created_out_dir,
                 dir: Some(d),
+                _lock: Some(lock),
             }),
             Err(e) => {
                 if created_out_dir {
@@ -74,6 +142,13 @@ impl Staging {
         sorted.sort_unstable();
         let sums: String = sorted.iter().map(|(n, h)| format!("{h}  {n}\n")).collect();
         std::fs::write(self.path("SHA256SUMS"), sums)?;
+        let old_sums = self.out_dir.join("SHA256SUMS");
+        match std::fs::remove_file(&old_sums) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("removing {}", old_sums.display()))
+            }
+            _ => {}
+        }
         for n in files.iter().map(|(n, _)| n).chain(&["SHA256SUMS"]) {
             let to = self.out_dir.join(n);
             std::fs::rename(self.path(n), &to)
