@@ -1,20 +1,30 @@
 #!/usr/bin/env bash
-# Side-by-side benchmarks against the reference tools, in one run, best of N (page cache warm
-# for both sides). Prints a Markdown table for the README. Needs root (reference tar -p).
-#   verity: nodeimg's hasher vs `veritysetup format`, 1 GiB, outputs compared byte for byte
-#   build:  `nodeimg build` vs scripts/bench-reference.sh on the ~350 MB Debian rootfs tar
-#   rss:    peak RSS of `nodeimg build` for the 0.35 GB tar and a ~2 GB tar (must stay flat)
+# The benchmark suite: nodeimg side by side with the reference tools, in one run, best of N
+# (page cache warm for both sides), one Markdown table with every ratio, for the README.
+#   verity:      nodeimg's hasher vs `veritysetup format`, 1 GiB, outputs compared byte for byte
+#   build:       `nodeimg build` vs scripts/bench-reference.sh on the ~350 MB Debian rootfs tar
+#   rss:         peak RSS of `nodeimg build` for the 0.35 GB tar, a ~2 GB tar and the same ~2 GB
+#                as a one-layer OCI layout (must stay flat)
+#   measure uki: `nodeimg measure uki` (PCR 4+9+11, both banks) vs `systemd-measure calculate`
+#                (PCR 11 only, both banks) on a ~100 MB UKI made by ukify 257
+#   measure snp: `nodeimg measure snp` vs sev-snp-measure 0.0.13 (64 vCPUs, 4 MiB OVMF), same
+#                digest checked first
+# Needs root (the reference pipeline's `tar -p`), scripts/setup.sh's packages and
+# scripts/fetch-stubs.sh's inputs. BENCH_RUNS (default 3), BENCH_DIR (default target/bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${BENCH_DIR:-$PWD/target/bench} N=${BENCH_RUNS:-3}
+T=${CARGO_TARGET_DIR:-$PWD/target}
 mkdir -p "$B"
 cargo build --release -q --locked -p builder --bin nodeimg --example verity-format
 scripts/build-init.sh >/dev/null 2>&1
-nodeimg=$PWD/target/release/nodeimg vf=$PWD/target/release/examples/verity-format
-init=$PWD/target/x86_64-unknown-linux-gnu/release/nodeimg-init
+scripts/fetch-stubs.sh >/dev/null 2>&1
+nodeimg=$T/release/nodeimg vf=$T/release/examples/verity-format
+init=$T/x86_64-unknown-linux-gnu/release/nodeimg-init
 rootfs=$(scripts/make-bench-rootfs.sh)
+command -v sev-snp-measure >/dev/null || { echo "bench.sh: sev-snp-measure missing (scripts/setup.sh)" >&2; exit 1; }
 
-# best LABEL CMD…: runs CMD N times, prints "seconds maxrss_kib" of the fastest run
+# best CMD…: runs CMD N times; prints "seconds maxrss_kib" of the fastest run
 best() {
   local t s=999999 m=0 f
   f=$(mktemp)
@@ -26,8 +36,20 @@ best() {
   rm -f "$f"
   echo "$s $m"
 }
+# best_ms CMD…: the fastest of max(N, 11) runs in milliseconds (for commands of a few ms,
+# where /usr/bin/time's 10 ms resolution is too coarse)
+best_ms() {
+  local b=999999999 a z i
+  for i in $(seq $((N > 11 ? N : 11))); do
+    a=$(date +%s%N); "$@" >/dev/null 2>&1 || { echo "bench.sh: failed: $*" >&2; exit 1; }; z=$(date +%s%N)
+    (( z - a < b )) && b=$(( z - a ))
+  done
+  awk -v n="$b" 'BEGIN{printf "%.1f", n / 1e6}'
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2fx", b/a}'; }
+mb() { echo $(( $(stat -c %s "$1") >> 20 )); }
 
+# ---- verity ------------------------------------------------------------------------------
 salt=$(printf '%064x' 7) uuid=12345678-1234-4234-8234-123456789abc
 [ -s "$B/verity.data" ] || head -c $((1 << 30)) /dev/urandom > "$B/verity.data"
 cat "$B/verity.data" > /dev/null
@@ -35,24 +57,75 @@ read -r v_ours _ < <(best "$vf" "$B/verity.data" "$B/ours.hash" "$salt" "$uuid")
 read -r v_ref _ < <(best veritysetup format --salt="$salt" --uuid="$uuid" "$B/verity.data" "$B/ref.hash")
 cmp -s "$B/ours.hash" "$B/ref.hash" || { echo "bench.sh: verity outputs differ" >&2; exit 1; }
 
+# ---- full build --------------------------------------------------------------------------
 printf '[image]\nname = "bench"\nsource-date-epoch = 1700000000\n[rootfs]\ntar = "%s"\n[kernel]\ncmdline = ["console=ttyS0"]\n' "$rootfs" > "$B/bench.toml"
 read -r b_ours b_rss < <(best env NODEIMG_INIT="$init" "$nodeimg" build "$B/bench.toml" -o "$B/out")
 jq -r '.initrd.modules[]' "$B/out/manifest.json" > "$B/modules.txt"
-stub=$(mktemp -d)/stub && tar -xOf "$rootfs" ./usr/lib/systemd/boot/efi/linuxx64.efi.stub > "$stub"
+stub=$B/stub.efi && tar -xOf "$rootfs" ./usr/lib/systemd/boot/efi/linuxx64.efi.stub > "$stub"
 read -r b_ref _ < <(best scripts/bench-reference.sh "$rootfs" "$stub" "$init" "$B/modules.txt" "$B/ref")
 
+# ---- peak RSS: ~2 GB tar and the same as an OCI layout --------------------------------------
 if [ ! -s "$B/big.tar" ]; then   # the Debian tar plus 1.6 GiB of incompressible files
   mkdir -p "$B/blobs/opt/blobs"
   for i in $(seq 16); do head -c $((100 << 20)) /dev/urandom > "$B/blobs/opt/blobs/$i"; done
   cp "$rootfs" "$B/big.tar.part" && tar --append -f "$B/big.tar.part" -C "$B/blobs" ./opt && mv "$B/big.tar.part" "$B/big.tar"
+  rm -rf "$B/oci"
 fi
 sed "s|$rootfs|$B/big.tar|" "$B/bench.toml" > "$B/big.toml"
 read -r big_s big_rss < <(N=1 best env NODEIMG_INIT="$init" "$nodeimg" build "$B/big.toml" -o "$B/out-big")
+if [ ! -s "$B/oci/index.json" ]; then   # one uncompressed layer: the big tar itself (hardlinked)
+  rm -rf "$B/oci.part" && mkdir -p "$B/oci.part/blobs/sha256"
+  ld=$(sha256sum "$B/big.tar" | cut -d' ' -f1) ls=$(stat -c %s "$B/big.tar")
+  ln "$B/big.tar" "$B/oci.part/blobs/sha256/$ld"
+  put() { local d; d=$(printf '%s' "$1" | sha256sum | cut -d' ' -f1); printf '%s' "$1" > "$B/oci.part/blobs/sha256/$d"; echo "$d ${#1}"; }
+  read -r cd cs < <(put "{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"sha256:$ld\"]}}")
+  read -r md ms < <(put "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"sha256:$cd\",\"size\":$cs},\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\",\"digest\":\"sha256:$ld\",\"size\":$ls}]}")
+  printf '{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:%s","size":%s}]}' "$md" "$ms" > "$B/oci.part/index.json"
+  printf '{"imageLayoutVersion":"1.0.0"}' > "$B/oci.part/oci-layout"
+  mv "$B/oci.part" "$B/oci"
+fi
+sed "s|^tar = .*|oci = \"$B/oci\"|" "$B/bench.toml" > "$B/oci.toml"
+read -r oci_s oci_rss < <(N=1 best env NODEIMG_INIT="$init" "$nodeimg" build "$B/oci.toml" -o "$B/out-oci")
 
-mb() { echo $(( $(stat -c %s "$1") >> 20 )); }
+# ---- measure uki -------------------------------------------------------------------------
+if [ ! -s "$B/uki.efi" ]; then   # ukify 257 + Debian 257 stub + fixture kernel + 86 MiB initrd
+  head -c $((86 << 20)) /dev/urandom > "$B/initrd"
+  /usr/bin/python3 .cache/ukify/usr/bin/ukify build --stub .cache/stubs/257/linuxx64.efi.stub \
+    --linux .cache/kernel/vmlinuz --initrd "$B/initrd" --cmdline "console=ttyS0 panic=-1" \
+    --os-release "ID=bench" --uname bench --output "$B/uki.part.efi" >/dev/null
+  mv "$B/uki.part.efi" "$B/uki.efi"
+fi
+mkdir -p "$B/sections"
+/usr/bin/python3 - "$B" <<'PY'
+import pefile, sys
+d = sys.argv[1]
+pe = pefile.PE(f"{d}/uki.efi")
+for s in pe.sections:
+    n = s.Name.rstrip(b"\0").decode()
+    if n in (".linux", ".osrel", ".cmdline", ".initrd"):
+        open(f"{d}/sections/{n[1:]}", "wb").write(s.get_data()[: s.Misc_VirtualSize])
+PY
+cat "$B/uki.efi" "$B"/sections/* > /dev/null
+s=$B/sections
+read -r u_ours _ < <(best "$nodeimg" measure uki "$B/uki.efi" --bank sha256,sha384)
+read -r u_one _ < <(best "$nodeimg" measure uki "$B/uki.efi" --bank sha256)
+read -r u_ref _ < <(best /usr/lib/systemd/systemd-measure calculate --linux="$s/linux" \
+  --osrel="$s/osrel" --cmdline="$s/cmdline" --initrd="$s/initrd" --bank=sha256 --bank=sha384)
+
+# ---- measure snp -------------------------------------------------------------------------
+{ head -c $((2 << 20)) /dev/zero; cat /usr/share/ovmf/OVMF.fd; } > "$B/OVMF-4M.fd"
+snp=(--mode snp --ovmf "$B/OVMF-4M.fd" --vcpus 64 --vcpu-type EPYC-Milan --vmm-type QEMU --guest-features 0x1)
+ours=$("$nodeimg" measure snp "${snp[@]}") theirs=$(sev-snp-measure "${snp[@]}")
+[ "$ours" = "$theirs" ] || { echo "bench.sh: SNP digests differ: nodeimg $ours, sev-snp-measure $theirs" >&2; exit 1; }
+s_ours=$(best_ms "$nodeimg" measure snp "${snp[@]}")
+s_ref=$(best_ms sev-snp-measure "${snp[@]}")
+
 echo "| benchmark (best of $N, $(nproc) cores) | nodeimg | reference | speed-up |"
 echo "|---|---|---|---|"
 echo "| dm-verity hash, 1 GiB (vs \`veritysetup format\`, identical output) | ${v_ours} s | ${v_ref} s | $(ratio "$v_ours" "$v_ref") |"
 echo "| full build, $(mb "$rootfs") MB Debian rootfs tar (vs tar+mkfs.erofs+veritysetup+objcopy+mkfs.vfat+sfdisk) | ${b_ours} s | ${b_ref} s | $(ratio "$b_ours" "$b_ref") |"
-echo "| peak RSS of \`nodeimg build\`: $(mb "$rootfs") MB tar / $(mb "$B/big.tar") MB tar | $((b_rss >> 10)) MiB / $((big_rss >> 10)) MiB | | |"
-echo "| full build, $(mb "$B/big.tar") MB tar | ${big_s} s | | |"
+echo "| \`measure uki\`, $(mb "$B/uki.efi") MiB UKI, PCR 4+9+11 sha256+sha384 (vs \`systemd-measure calculate\`: PCR 11 only) | ${u_ours} s | ${u_ref} s | $(ratio "$u_ours" "$u_ref") |"
+echo "| \`measure uki --bank sha256\`, same UKI | ${u_one} s | | |"
+echo "| \`measure snp\`, 64 vCPUs, 4 MiB OVMF (vs \`sev-snp-measure\` 0.0.13, same digest) | ${s_ours} ms | ${s_ref} ms | $(ratio "$s_ours" "$s_ref") |"
+echo "| peak RSS of \`nodeimg build\`: $(mb "$rootfs") MB tar / $(mb "$B/big.tar") MB tar / same as OCI layout | $((b_rss >> 10)) / $((big_rss >> 10)) / $((oci_rss >> 10)) MiB | | |"
+echo "| full build, $(mb "$B/big.tar") MB tar / same as OCI layout | ${big_s} s / ${oci_s} s | | |"
