@@ -3,10 +3,12 @@
 # from the committed seeds; new inputs go to $FUZZ_OUT/new/<target> (the committed corpus stays
 # small), logs to $FUZZ_OUT/logs/<target>.log, crashes to fuzz/artifacts/<target>/.
 # Prints one line per target: runs, coverage, new inputs, crashes. Needs nightly + cargo-fuzz.
+# TARGETS="a b" limits the run. cargo-fuzz rebuilds a target when the sources changed, so run
+# this from a checkout nobody edits meanwhile (e.g. a `git worktree`).
 set -euo pipefail
 cd "$(dirname "$0")"
 secs=${1:-600} jobs=${JOBS:-2} out=${FUZZ_OUT:-/tmp/nodeimg-fuzz}
-targets=$(sed -n 's/^name = "\(.*\)"$/\1/p' Cargo.toml | grep -v '^nodeimg-fuzz$')
+targets=${TARGETS:-$(sed -n 's/^name = "\(.*\)"$/\1/p' Cargo.toml | grep -v '^nodeimg-fuzz$')}
 mkdir -p "$out/logs"
 cargo +nightly fuzz build -O $targets >/dev/null 2>&1 || cargo +nightly fuzz build -O
 run() {
