@@ -30,7 +30,7 @@ fi
 
 pkgs=(ovmf swtpm swtpm-tools systemd-boot-efi cryptsetup-bin erofs-utils mtools fdisk
       tpm2-tools mmdebstrap busybox-static jq cpio kmod binutils zstd xz-utils util-linux
-      faketime dosfstools python3-pefile time pesign openssl systemd)
+      faketime dosfstools python3-pefile time pesign openssl systemd uidmap)
 bpo_pkgs=(qemu-system-x86 osslsigncode)
 missing=()
 for p in "${pkgs[@]}" "${bpo_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -48,4 +48,11 @@ fi
 if ! python3 -c 'import importlib.metadata as m; assert m.version("sev-snp-measure") == "0.0.13"' 2>/dev/null; then
   python3 -m pip install -q sev-snp-measure==0.0.13
 fi
+# An unprivileged user with subordinate ids, for the rootless tests (nodeimg build as a
+# non-root user; mmdebstrap in unshare mode needs /etc/subuid, /etc/subgid and uidmap).
+if ! id nodeimgci >/dev/null 2>&1; then
+  useradd --create-home --shell /usr/sbin/nologin nodeimgci
+fi
+grep -q '^nodeimgci:' /etc/subuid || usermod --add-subuids 200000-265535 nodeimgci
+grep -q '^nodeimgci:' /etc/subgid || usermod --add-subgids 200000-265535 nodeimgci
 echo "setup.sh: host packages present"

@@ -241,3 +241,35 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// The unprivileged user (with `/etc/subuid` and `/etc/subgid` ranges) that scripts/setup.sh
+/// creates for rootless tests, as (uid, gid, home); `None` with a loud SKIP (or a failure under
+/// `NODEIMG_REQUIRE_TOOLS=1`) if it is missing.
+pub fn unprivileged_user() -> Option<(u32, u32, PathBuf)> {
+    const USER: &str = "nodeimgci";
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let entry = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 7 && f[0] == USER);
+    let has_range = |file: &str| {
+        std::fs::read_to_string(file)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.starts_with(&format!("{USER}:")))
+    };
+    match entry {
+        Some(f) if has_range("/etc/subuid") && has_range("/etc/subgid") => Some((
+            f[2].parse().expect("uid in /etc/passwd"),
+            f[3].parse().expect("gid in /etc/passwd"),
+            PathBuf::from(f[5]),
+        )),
+        _ => {
+            skip_or_fail(
+                "NODEIMG_REQUIRE_TOOLS",
+                &format!("user {USER} with subuid/subgid ranges is missing (scripts/setup.sh creates it)"),
+            );
+            None
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! Tier 3: the embedded default node image. It bootstraps Debian with mmdebstrap (network to
-//! the Debian archive), so these are the slowest tests: two default builds (reproducibility)
-//! and three TCG boots.
+//! the Debian archive), so these are the slowest tests: two default builds (reproducibility,
+//! one as root and one as an unprivileged user) and three TCG boots.
 
 use std::io::Write;
 use std::path::Path;
@@ -17,33 +17,82 @@ fn boot_default_image_is_reproducible_and_reaches_multi_user() {
     if !have_tool("mmdebstrap") || !have_tool("qemu-system-x86_64") || !have_root() {
         return;
     }
+    let Some((uid, gid, home)) = unprivileged_user() else {
+        return;
+    };
     let d = tempfile::tempdir().unwrap();
     // No fake clock here: mmdebstrap's apt and gpgv inherit it and then refuse the archive
     // (expired Valid-Until, "expired" signing keys). Clock independence of nodeimg's own
-    // output is shown by the fixture builds in repro.rs (faketime 2031); these two show that
-    // mmdebstrap + nodeimg reproduce across TMPDIR and umask.
-    let build = |out: &Path, tmp: &Path, umask: &str| {
+    // output is shown by the fixture builds in repro.rs (faketime 2031). These two builds show
+    // that mmdebstrap + nodeimg reproduce across TMPDIR, umask, and root vs. an unprivileged
+    // user (mmdebstrap's root mode vs. its unshare mode in user namespaces).
+    // The unprivileged build runs in a directory of its own, with copies of the binaries (the
+    // checkout's parents may not be searchable by other users).
+    let user_dir = d.path().join("user");
+    std::fs::create_dir(&user_dir).unwrap();
+    std::fs::set_permissions(
+        d.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let (user_nodeimg, user_init) = (user_dir.join("nodeimg"), user_dir.join("nodeimg-init"));
+    std::fs::copy(nodeimg(), &user_nodeimg).unwrap();
+    std::fs::copy(init_binary(), &user_init).unwrap();
+    std::os::unix::fs::chown(&user_dir, Some(uid), Some(gid)).unwrap();
+    let build = |out: &Path, tmp: &Path, umask: &str, user: Option<(u32, u32)>| {
         std::fs::create_dir_all(tmp).unwrap();
+        if let Some((uid, gid)) = user {
+            std::os::unix::fs::chown(tmp, Some(uid), Some(gid)).unwrap();
+        }
+        let (bin, init) = match user {
+            None => (nodeimg(), init_binary()),
+            Some(_) => (user_nodeimg.as_path(), user_init.as_path()),
+        };
         let script = format!(
             "umask {umask}; exec {} build -o {}",
-            nodeimg().display(),
+            bin.display(),
             out.display()
         );
-        let r = Command::new("sh")
+        let mut cmd = match user {
+            None => Command::new("sh"),
+            Some((uid, gid)) => {
+                let mut c = Command::new("setpriv");
+                c.args([
+                    &format!("--reuid={uid}"),
+                    &format!("--regid={gid}"),
+                    "--clear-groups",
+                    "sh",
+                ])
+                .env("HOME", &home)
+                .env("USER", "nodeimgci");
+                c
+            }
+        };
+        let r = cmd
             .args(["-c", &script])
             .env("TMPDIR", tmp)
-            .env("NODEIMG_INIT", init_binary())
+            .env("NODEIMG_INIT", init)
             .output()
             .unwrap();
-        assert_ok(&r, "nodeimg build (default image)");
+        assert_ok(
+            &r,
+            &format!(
+                "nodeimg build (default image) as uid {:?}",
+                user.map(|u| u.0)
+            ),
+        );
     };
-    let (a, b) = (d.path().join("a"), d.path().join("b"));
-    build(&a, &d.path().join("tmp-a"), "022");
-    build(&b, &d.path().join("tmp-b"), "077");
+    let a = d.path().join("a");
+    build(&a, &d.path().join("tmp-a"), "022", None);
+    let b = user_dir.join("b");
+    build(&b, &user_dir.join("tmp-b"), "077", Some((uid, gid)));
+    let owner =
+        std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(b.join("disk.raw")).unwrap());
+    assert_eq!(owner, uid, "the second build ran unprivileged");
     for f in ["disk.raw", "uki.efi", "manifest.json", "SHA256SUMS"] {
         assert!(
             std::fs::read(a.join(f)).unwrap() == std::fs::read(b.join(f)).unwrap(),
-            "default image: {f} differs between two builds"
+            "default image: {f} differs between the root and the unprivileged build"
         );
     }
     let m = manifest(&a);

@@ -31,6 +31,17 @@ fn assert_no_partial_file(out: &Path, reference: &Path, when: &str) {
     }
 }
 
+/// Starts `nodeimg build CFG -o OUT` in the background, output discarded.
+fn spawn_build(cfg: &Path, out: &Path) -> std::process::Child {
+    Command::new(nodeimg())
+        .args(["build", cfg.to_str().unwrap(), "-o", out.to_str().unwrap()])
+        .env("NODEIMG_INIT", init_binary())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn kill_9_at_many_points_leaves_no_partial_output() {
     let Some(tar) = fixture_tar() else { return };
@@ -51,13 +62,7 @@ fn kill_9_at_many_points_leaves_no_partial_output() {
     let span = full.elapsed().as_micros().max(1000) as u64;
     for i in 0..12u64 {
         let out = d.path().join(format!("out-{i}"));
-        let mut child = Command::new(nodeimg())
-            .args(["build", cfg.to_str().unwrap(), "-o", out.to_str().unwrap()])
-            .env("NODEIMG_INIT", init_binary())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_build(&cfg, &out);
         std::thread::sleep(Duration::from_micros(span * i / 10));
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
@@ -123,13 +128,7 @@ fn next_build_removes_staging_dirs_of_killed_builds_only() {
     let cfg = fixture_config(d.path(), &tar, "");
     let out = d.path().join("out");
     // A build killed once its staging directory exists.
-    let mut child = Command::new(nodeimg())
-        .args(["build", cfg.to_str().unwrap(), "-o", out.to_str().unwrap()])
-        .env("NODEIMG_INIT", init_binary())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_build(&cfg, &out);
     let start = Instant::now();
     while !out.exists() || staging_dirs(&out).is_empty() {
         assert!(
