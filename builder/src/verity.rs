@@ -205,40 +205,36 @@ fn compute(data: Region<'_>, p: &Params) -> Result<(Info, Vec<u8>)> {
 }
 
 /// Level-0 digests of every data block, concatenated, hashed in parallel one 1 MiB segment per
-/// task. The data is mapped read-only where the region starts on a page boundary (always, for
-/// partitions): hashing then reads the page cache in place, with no copy; otherwise each task
-/// reads its segment into a per-thread buffer with a positioned read. Either way memory stays
-/// at most one buffer per thread whatever the device size.
+/// task. Where the region starts on a page boundary (always, for partitions) each task maps its
+/// segment read-only and hashes the page cache in place, with no copy, then unmaps it (so the
+/// resident set stays at one segment per thread); otherwise, or if `mmap` fails, it reads the
+/// segment into a per-thread buffer with a positioned read.
 fn hash_leaves(data: Region<'_>, dbs: usize, salted: &Sha256) -> Result<Vec<u8>> {
+    thread_local!(static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) });
     let blocks = (data.len / dbs as u64) as usize;
     let per_seg = SEGMENT / dbs;
     let mut out = vec![0u8; blocks * DIGEST];
-    let hash_segment = |bytes: &[u8], dst: &mut [u8]| {
-        for (block, d) in bytes.chunks(dbs).zip(dst.chunks_mut(DIGEST)) {
-            d.copy_from_slice(&salted.clone().chain_update(block).finalize());
-        }
-    };
-    if let Some(map) = Mapping::new(data) {
-        out.par_chunks_mut(per_seg * DIGEST)
-            .enumerate()
-            .for_each(|(i, dst)| {
-                let start = i * per_seg * dbs;
-                hash_segment(&map.bytes()[start..start + dst.len() / DIGEST * dbs], dst);
-            });
-        return Ok(out);
-    }
-    thread_local!(static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) });
+    let file_len = data.file.metadata()?.len();
     out.par_chunks_mut(per_seg * DIGEST)
         .enumerate()
         .try_for_each(|(i, dst)| {
+            let n = dst.len() / DIGEST * dbs;
+            let at = data.offset + (i * per_seg * dbs) as u64;
+            let hash = |bytes: &[u8], dst: &mut [u8]| {
+                for (block, d) in bytes.chunks(dbs).zip(dst.chunks_mut(DIGEST)) {
+                    d.copy_from_slice(&salted.clone().chain_update(block).finalize());
+                }
+            };
+            if let Some(map) = Mapping::new(data.file, file_len, at, n) {
+                hash(map.bytes(), dst);
+                return Ok(());
+            }
             BUF.with_borrow_mut(|buf| {
-                let n = dst.len() / DIGEST * dbs;
                 buf.resize(n, 0);
-                let at = data.offset + (i * per_seg * dbs) as u64;
                 data.file
                     .read_exact_at(&mut buf[..n], at)
                     .with_context(|| format!("reading the verity data device at byte {at}"))?;
-                hash_segment(&buf[..n], dst);
+                hash(&buf[..n], dst);
                 Ok::<(), anyhow::Error>(())
             })
         })?;
@@ -255,18 +251,17 @@ struct Mapping {
 unsafe impl Sync for Mapping {}
 
 impl Mapping {
-    /// `None` (the caller falls back to reads) if the region is not page-aligned, runs past
-    /// the end of the file, or `mmap` fails.
-    fn new(r: Region<'_>) -> Option<Mapping> {
+    /// Maps `len` bytes of `file` (of `file_len` bytes) from `offset`; `None` (the caller
+    /// falls back to reads) if `offset` is not page-aligned, the range runs past the end of
+    /// the file, or `mmap` fails.
+    fn new(file: &File, file_len: u64, offset: u64, len: usize) -> Option<Mapping> {
         use std::os::fd::AsRawFd;
         // SAFETY: sysconf has no preconditions.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        let len = usize::try_from(r.len).ok()?;
-        let file_len = r.file.metadata().ok()?.len();
         if page <= 0
-            || r.offset % page as u64 != 0
+            || offset % page as u64 != 0
             || len == 0
-            || r.offset.checked_add(r.len)? > file_len
+            || offset.checked_add(len as u64)? > file_len
         {
             return None;
         }
@@ -279,15 +274,13 @@ impl Mapping {
                 len,
                 libc::PROT_READ,
                 libc::MAP_SHARED,
-                r.file.as_raw_fd(),
-                libc::off_t::try_from(r.offset).ok()?,
+                file.as_raw_fd(),
+                libc::off_t::try_from(offset).ok()?,
             )
         };
         if ptr == libc::MAP_FAILED {
             return None;
         }
-        // SAFETY: advice on the mapping just made; failure is harmless.
-        unsafe { libc::madvise(ptr, len, libc::MADV_SEQUENTIAL) };
         Some(Mapping { ptr, len })
     }
 
