@@ -117,10 +117,11 @@ fn compression(media_type: &str, magic: &[u8]) -> Result<Compression> {
     Ok(declared)
 }
 
-/// Counts and hashes what passes through.
+/// Counts and (if `enabled`) hashes what passes through.
 struct Hashing<R> {
     inner: R,
     hasher: Sha256,
+    enabled: bool,
     count: u64,
 }
 
@@ -129,6 +130,7 @@ impl<R: Read> Hashing<R> {
         Hashing {
             inner,
             hasher: Sha256::new(),
+            enabled: true,
             count: 0,
         }
     }
@@ -142,7 +144,9 @@ impl<R: Read> Hashing<R> {
 impl<R: Read> Read for Hashing<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        if self.enabled {
+            self.hasher.update(&buf[..n]);
+        }
         self.count += n as u64;
         Ok(n)
     }
@@ -166,23 +170,20 @@ pub fn read(layout: &Layout, desc: &Descriptor, diff_id: &str, spool: &mut Spool
     let comp = compression(&desc.media_type, &magic[..n])?;
     let file = File::open(&path)?;
     let mut raw = Hashing::new(BufReader::with_capacity(1 << 20, file));
+    // An uncompressed layer's diff_id is the digest of the blob itself: hashed once.
     let walked = match comp {
-        Compression::None => walk(&mut raw, spool),
-        Compression::Gzip => walk(flate2::read::MultiGzDecoder::new(&mut raw), spool),
+        Compression::None => walk(&mut raw, spool, false),
+        Compression::Gzip => walk(flate2::read::MultiGzDecoder::new(&mut raw), spool, true),
         Compression::Zstd => zstd::Decoder::new(&mut raw)
             .context("starting the zstd decoder")
-            .and_then(|d| walk(d, spool)),
+            .and_then(|d| walk(d, spool, true)),
     };
     raw.drain()
         .with_context(|| format!("reading blob {}", path.display()))?;
-    check_blob(
-        &desc.digest,
-        desc.size,
-        raw.count,
-        raw.hasher.finalize().into(),
-        digest,
-    )?;
-    let (layer, got_diff) = walked?;
+    let blob_digest: [u8; 32] = raw.hasher.finalize().into();
+    check_blob(&desc.digest, desc.size, raw.count, blob_digest, digest)?;
+    let (layer, stream_digest) = walked?;
+    let got_diff = stream_digest.unwrap_or(blob_digest);
     ensure!(
         got_diff == want_diff.0,
         "uncompressed layer hashes to sha256:{}, but the image config's diff_id is {want_diff}",
@@ -202,9 +203,11 @@ fn read_prefix(f: &mut File, buf: &mut [u8]) -> Result<usize> {
     Ok(n)
 }
 
-/// Walks the (decompressed) tar; returns the layer and the SHA-256 of the whole stream.
-fn walk<R: Read>(r: R, spool: &mut Spool) -> Result<(Layer, [u8; 32])> {
+/// Walks the (decompressed) tar; returns the layer and, if `hash`, the SHA-256 of the whole
+/// stream (read to its end either way).
+fn walk<R: Read>(r: R, spool: &mut Spool, hash: bool) -> Result<(Layer, Option<[u8; 32]>)> {
     let mut un = Hashing::new(r);
+    un.enabled = hash;
     let mut layer = Layer::default();
     {
         let mut archive = tar::Archive::new(&mut un);
@@ -221,7 +224,7 @@ fn walk<R: Read>(r: R, spool: &mut Spool) -> Result<(Layer, [u8; 32])> {
         }
     }
     un.drain().context("reading past the end of the tar")?;
-    Ok((layer, un.hasher.finalize().into()))
+    Ok((layer, hash.then(|| un.hasher.finalize().into())))
 }
 
 fn one_entry<R: Read>(

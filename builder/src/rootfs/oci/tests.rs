@@ -58,7 +58,7 @@ fn tar_of(items: &[Item]) -> Vec<u8> {
     out
 }
 
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 enum Comp {
     None,
     Gzip,
@@ -435,11 +435,19 @@ fn hardlinks_across_layers() {
     }
 }
 
+/// Compressed layers hash their decompressed stream; an uncompressed layer's blob digest is
+/// its diff_id (hashed once): either way a wrong diff_id is refused.
 #[test]
 fn diff_id_mismatch_is_refused() {
+    for comp in [Comp::Gzip, Comp::None] {
+        diff_id_mismatch(comp);
+    }
+}
+
+fn diff_id_mismatch(comp: Comp) {
     let d = tempfile::tempdir().unwrap();
     let tar = tar_of(&[Item::File("a", b"a")]);
-    let desc = layer_blob(d.path(), Comp::Gzip, &tar);
+    let desc = layer_blob(d.path(), comp, &tar);
     let config = json!({"rootfs": {"type": "layers", "diff_ids": [sha(b"other")]}});
     let c = blob(
         d.path(),
@@ -454,5 +462,5 @@ fn diff_id_mismatch_is_refused() {
     );
     write_index(d.path(), &[md]);
     let e = format!("{:#}", load_oci(d.path(), None).unwrap_err());
-    assert!(e.contains("diff_id"), "{e}");
+    assert!(e.contains("diff_id"), "{comp:?}: {e}");
 }
