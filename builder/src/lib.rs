@@ -13,6 +13,7 @@ pub mod initbin;
 pub mod initrd;
 pub mod launch;
 pub mod measure;
+pub mod mmap;
 pub mod pipeline;
 pub mod qemu;
 pub mod rootfs;

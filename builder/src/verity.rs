@@ -225,7 +225,7 @@ fn hash_leaves(data: Region<'_>, dbs: usize, salted: &Sha256) -> Result<Vec<u8>>
                     d.copy_from_slice(&salted.clone().chain_update(block).finalize());
                 }
             };
-            if let Some(map) = Mapping::new(data.file, file_len, at, n) {
+            if let Some(map) = crate::mmap::Mapping::new(data.file, file_len, at, n) {
                 hash(map.bytes(), dst);
                 return Ok(());
             }
@@ -239,62 +239,6 @@ fn hash_leaves(data: Region<'_>, dbs: usize, salted: &Sha256) -> Result<Vec<u8>>
             })
         })?;
     Ok(out)
-}
-
-/// A read-only shared mapping of a page-aligned region of a file that is at least that long.
-struct Mapping {
-    ptr: *mut libc::c_void,
-    len: usize,
-}
-
-// SAFETY: the mapping is read-only and only ever read through `&[u8]`.
-unsafe impl Sync for Mapping {}
-
-impl Mapping {
-    /// Maps `len` bytes of `file` (of `file_len` bytes) from `offset`; `None` (the caller
-    /// falls back to reads) if `offset` is not page-aligned, the range runs past the end of
-    /// the file, or `mmap` fails.
-    fn new(file: &File, file_len: u64, offset: u64, len: usize) -> Option<Mapping> {
-        use std::os::fd::AsRawFd;
-        // SAFETY: sysconf has no preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        if page <= 0
-            || offset % page as u64 != 0
-            || len == 0
-            || offset.checked_add(len as u64)? > file_len
-        {
-            return None;
-        }
-        // SAFETY: a fresh read-only mapping of a range that lies inside the file; nothing
-        // aliases it mutably. A concurrent truncation of the file by another process could
-        // raise SIGBUS: nodeimg hashes its own staged disk.raw, which nobody else writes.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_SHARED,
-                file.as_raw_fd(),
-                libc::off_t::try_from(offset).ok()?,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return None;
-        }
-        Some(Mapping { ptr, len })
-    }
-
-    fn bytes(&self) -> &[u8] {
-        // SAFETY: `ptr` maps `len` readable bytes for the life of `self`.
-        unsafe { std::slice::from_raw_parts(self.ptr.cast::<u8>(), self.len) }
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: unmapping exactly the mapping made in `new`.
-        unsafe { libc::munmap(self.ptr, self.len) };
-    }
 }
 
 #[cfg(test)]
