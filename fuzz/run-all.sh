@@ -20,7 +20,7 @@ run() {
   local runs cov
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out/logs/$t.log")
   cov=$(grep -o 'cov: [0-9]*' "$out/logs/$t.log" | tail -n1)
-  echo "$t: ${runs:-?} runs in ${secs} s, ${cov:-cov: ?}, $(ls "$out/new/$t" | wc -l) new inputs, crashes: $(ls artifacts/"$t" 2>/dev/null | wc -l)"
+  echo "$t: ${runs:-?} runs in ${secs} s, ${cov:-cov: ?}, $(ls "$out/new/$t" | wc -l) new inputs, crashes: $(ls artifacts/"$t" 2>/dev/null | grep -cE '^(crash|timeout|oom|leak)-')"
 }
 export -f run
 export secs out
