@@ -130,78 +130,74 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
     })?;
     // disk.raw is final: its SHA-256 (one ~0.2 s stream per 400 MB) runs on another core
     // while the UKI is written and the PCRs are predicted.
-    let (disk_artifact, mut m) = std::thread::scope(|s| -> Result<_> {
-        let disk_hash = s.spawn(|| output::artifact(&disk_path));
-        let m = (|| -> Result<Manifest> {
-            let uki_path = staging.path("uki.efi");
-            std::fs::write(&uki_path, &uki_bytes)
-                .with_context(|| format!("writing {}", uki_path.display()))?;
-            let mut m = Manifest {
-                schema: manifest::SCHEMA.into(),
-                image: manifest::Image {
-                    name: cfg.name.clone(),
-                    version: cfg.version.clone(),
-                    source_date_epoch: epoch,
+    let disk_hash = std::thread::spawn({
+        let path = disk_path.clone();
+        move || output::artifact(&path)
+    });
+    let uki_path = staging.path("uki.efi");
+    std::fs::write(&uki_path, &uki_bytes)
+        .with_context(|| format!("writing {}", uki_path.display()))?;
+    let mut m = Manifest {
+        schema: manifest::SCHEMA.into(),
+        image: manifest::Image {
+            name: cfg.name.clone(),
+            version: cfg.version.clone(),
+            source_date_epoch: epoch,
+        },
+        artifacts: [("uki.efi".to_string(), output::artifact(&uki_path)?)].into(),
+        verity: manifest::Verity {
+            root_hash: hex::encode(vinfo.root_hash),
+            salt: hex::encode(&vparams.salt),
+            uuid: uuid_text(&vparams.uuid),
+            data_blocks: vinfo.data_blocks,
+            data_block_size: vparams.data_block_size,
+            hash_block_size: vparams.hash_block_size,
+            hash_algorithm: "sha256".into(),
+        },
+        stub: manifest::Stub {
+            version: stub_version,
+            sha256: output::sha256_hex(&stub),
+        },
+        kernel: manifest::Kernel {
+            release: kernel.release.clone(),
+            path: format!("/{}", kernel.path),
+            sha256: output::sha256_hex(&kernel.bytes),
+            cmdline,
+        },
+        disk: placed,
+        pcrs: None,
+        pcr11_phases: None,
+        events: None,
+        snp,
+        tdx,
+        initrd: manifest::Initrd {
+            sha256: output::sha256_hex(&initrd_bytes),
+            modules: modules.load_order,
+            root_mode: cfg.root.mode.as_str().into(),
+        },
+        inputs: manifest::Inputs {
+            rootfs: manifest::RootfsInput {
+                kind: match cfg.rootfs {
+                    image_config::RootfsSource::Tar(_) => "tar".into(),
+                    image_config::RootfsSource::Directory(_) => "directory".into(),
+                    image_config::RootfsSource::Debian(_) => "debian".into(),
+                    image_config::RootfsSource::Oci { .. } => "oci".into(),
                 },
-                artifacts: [("uki.efi".to_string(), output::artifact(&uki_path)?)].into(),
-                verity: manifest::Verity {
-                    root_hash: hex::encode(vinfo.root_hash),
-                    salt: hex::encode(&vparams.salt),
-                    uuid: uuid_text(&vparams.uuid),
-                    data_blocks: vinfo.data_blocks,
-                    data_block_size: vparams.data_block_size,
-                    hash_block_size: vparams.hash_block_size,
-                    hash_algorithm: "sha256".into(),
-                },
-                stub: manifest::Stub {
-                    version: stub_version,
-                    sha256: output::sha256_hex(&stub),
-                },
-                kernel: manifest::Kernel {
-                    release: kernel.release.clone(),
-                    path: format!("/{}", kernel.path),
-                    sha256: output::sha256_hex(&kernel.bytes),
-                    cmdline,
-                },
-                disk: placed,
-                pcrs: None,
-                pcr11_phases: None,
-                events: None,
-                snp,
-                tdx,
-                initrd: manifest::Initrd {
-                    sha256: output::sha256_hex(&initrd_bytes),
-                    modules: modules.load_order,
-                    root_mode: cfg.root.mode.as_str().into(),
-                },
-                inputs: manifest::Inputs {
-                    rootfs: manifest::RootfsInput {
-                        kind: match cfg.rootfs {
-                            image_config::RootfsSource::Tar(_) => "tar".into(),
-                            image_config::RootfsSource::Directory(_) => "directory".into(),
-                            image_config::RootfsSource::Debian(_) => "debian".into(),
-                            image_config::RootfsSource::Oci { .. } => "oci".into(),
-                        },
-                        sha256: loaded.input_sha256.map(hex::encode),
-                        packages: loaded.packages.clone(),
-                        entries: summary.inodes,
-                    },
-                    init: manifest::Digest {
-                        sha256: output::sha256_hex(&init),
-                    },
-                },
-            };
-            progress.stage("measure", || {
-                crate::measure::fill_manifest(&mut m, &uki_bytes, &cfg.measurements.banks)
-            })?;
-            Ok(m)
-        })();
-        let disk = disk_hash
-            .join()
-            .map_err(|_| anyhow::anyhow!("the disk.raw hashing thread panicked"))?;
-        let m = m?;
-        Ok((disk?, m))
+                sha256: loaded.input_sha256.map(hex::encode),
+                packages: loaded.packages.clone(),
+                entries: summary.inodes,
+            },
+            init: manifest::Digest {
+                sha256: output::sha256_hex(&init),
+            },
+        },
+    };
+    progress.stage("measure", || {
+        crate::measure::fill_manifest(&mut m, &uki_bytes, &cfg.measurements.banks)
     })?;
+    let disk_artifact = disk_hash
+        .join()
+        .map_err(|_| anyhow::anyhow!("the disk.raw hashing thread panicked"))??;
     m.artifacts.insert("disk.raw".to_string(), disk_artifact);
 
     let manifest_sha = staging.write_json("manifest.json", &m)?;

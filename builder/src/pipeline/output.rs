@@ -21,7 +21,7 @@ pub struct Staging {
     created_out_dir: bool,
     dir: Option<tempfile::TempDir>,
     /// The open staging directory, `flock`ed for the life of the build.
-    _lock: Option<File>,
+    _lock: File,
 }
 
 const PREFIX: &str = ".nodeimg-staging-";
@@ -97,7 +97,7 @@ impl Staging {
                 out_dir: out_dir.to_path_buf(),
                 created_out_dir,
                 dir: Some(d),
-                _lock: Some(lock),
+                _lock: lock,
             }),
             Err(e) => {
                 if created_out_dir {
