@@ -23,8 +23,8 @@ pub const MAX_DEPTH: usize = 16;
 /// Files and directories one listing visits in all.
 pub const MAX_ITEMS: usize = 65_536;
 
-/// A read-only window of `len` bytes of a file from `start` (a partition inside a disk image),
-/// readable with `fatfs`, which wants `Read + Write + Seek`: writes fail.
+/// A window of `len` bytes of a file from `start` (a partition inside a disk image), for
+/// [`read_file`] and [`list`].
 #[derive(Debug)]
 pub struct Window<'a> {
     file: &'a File,
@@ -67,15 +67,6 @@ impl Seek for Window<'_> {
     }
 }
 
-impl Write for Window<'_> {
-    fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-        Err(read_only())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// A reader that refuses writes, so any `Read + Seek` FAT image can be mounted.
 struct ReadOnly<R>(R);
 
@@ -93,18 +84,14 @@ impl<R: Seek> Seek for ReadOnly<R> {
 
 impl<R> Write for ReadOnly<R> {
     fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-        Err(read_only())
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "the FAT image is opened read-only",
+        ))
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
-}
-
-fn read_only() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::PermissionDenied,
-        "the FAT image is opened read-only",
-    )
 }
 
 type Fs<R> = FileSystem<ReadOnly<R>>;
