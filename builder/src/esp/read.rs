@@ -148,7 +148,9 @@ pub fn read_file<R: Read + Seek>(img: R, path: &str) -> Result<Vec<u8>> {
     }
     let e = find(&dir, &shown, leaf, path)?;
     ensure!(e.is_file(), "{path} in the FAT image is not a file");
-    read_all(e.to_file(), e.len(), size, path)
+    let mut out = Vec::with_capacity(e.len().min(size) as usize); // the claim is checked next
+    copy_claimed(e.to_file(), e.len(), size, path, &mut out)?;
+    Ok(out)
 }
 
 /// The entry named `name` (long or short name, any case) in `dir`.
@@ -167,22 +169,27 @@ fn find<'a, R: Read + Seek>(
         .with_context(|| format!("{path} is not in the FAT image ({name} missing in {shown})"))
 }
 
-/// Reads a file of `len` bytes (its directory entry's size), which cannot exceed the image.
-fn read_all(f: impl Read, len: u64, image: u64, path: &str) -> Result<Vec<u8>> {
+/// Copies a file whose directory entry claims `len` bytes into `sink`: the claim may not
+/// exceed the image, and the cluster chain must deliver exactly `len` bytes. `shown` names the
+/// file in errors.
+fn copy_claimed(
+    f: impl Read,
+    len: u64,
+    image: u64,
+    shown: &str,
+    sink: &mut impl Write,
+) -> Result<()> {
     ensure!(
         len <= image,
-        "{path}: {len} bytes claimed, more than the FAT image's {image}"
+        "{shown}: {len} bytes claimed, more than the FAT image's {image}"
     );
-    let mut out = Vec::with_capacity(len as usize);
-    f.take(len)
-        .read_to_end(&mut out)
-        .with_context(|| format!("reading {path} from the FAT image"))?;
+    let got = io::copy(&mut f.take(len), sink)
+        .with_context(|| format!("reading {shown} from the FAT image"))?;
     ensure!(
-        out.len() as u64 == len,
-        "{path} in the FAT image ends after {} of its {len} bytes (short cluster chain)",
-        out.len()
+        got == len,
+        "{shown} in the FAT image ends after {got} of its {len} bytes (short cluster chain)"
     );
-    Ok(out)
+    Ok(())
 }
 
 /// One item of a [`Listing`].
@@ -223,7 +230,9 @@ pub fn list<R: Read + Seek>(img: R) -> Result<Listing> {
                 todo.push((format!("{path}/"), e.to_dir(), depth + 1));
                 items.insert(path, Item::Dir);
             } else {
-                let sha256 = hash(e.to_file(), e.len(), size, &path)?;
+                let mut h = Sha256::new();
+                copy_claimed(e.to_file(), e.len(), size, &format!("/{path}"), &mut h)?;
+                let sha256 = h.finalize().into();
                 items.insert(
                     path,
                     Item::File {
@@ -239,31 +248,4 @@ pub fn list<R: Read + Seek>(img: R) -> Result<Listing> {
         label: fs.volume_label().trim_end().to_string(),
         items,
     })
-}
-
-/// SHA-256 of a file of `len` bytes, read in 1 MiB pieces.
-fn hash(f: impl Read, len: u64, image: u64, path: &str) -> Result<[u8; 32]> {
-    ensure!(
-        len <= image,
-        "/{path}: {len} bytes claimed, more than the FAT image's {image}"
-    );
-    let mut h = Sha256::new();
-    let mut f = f.take(len);
-    let mut buf = vec![0u8; 1 << 20];
-    let mut got = 0u64;
-    loop {
-        let n = f
-            .read(&mut buf)
-            .with_context(|| format!("reading /{path} from the FAT image"))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-        got += n as u64;
-    }
-    ensure!(
-        got == len,
-        "/{path} in the FAT image ends after {got} of its {len} bytes (short cluster chain)"
-    );
-    Ok(h.finalize().into())
 }
