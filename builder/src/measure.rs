@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -137,10 +136,31 @@ pub fn fill_manifest(m: &mut Manifest, uki: &[u8], banks: &[image_config::Bank])
     Ok(())
 }
 
-/// Maps a UKI file read-only (read into memory where it cannot be mapped): hashing then
-/// reads the page cache in place, without the copy a plain read costs.
-pub fn read_uki(path: &Path) -> Result<crate::mmap::FileBytes> {
-    crate::mmap::file_bytes(path)
+/// Reads a UKI file with one thread per core, each into its own slice of the buffer: the copy
+/// out of the page cache is what limits a plain read, and it parallelises.
+pub fn read_uki(path: &Path) -> Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let len = usize::try_from(f.metadata()?.len()).context("the file does not fit in memory")?;
+    let mut buf = vec![0u8; len];
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = len.div_ceil(threads).max(1 << 20);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = buf
+            .chunks_mut(chunk)
+            .enumerate()
+            .map(|(i, part)| {
+                let f = &f;
+                s.spawn(move || f.read_exact_at(part, (i * chunk) as u64))
+            })
+            .collect();
+        parts.into_iter().try_for_each(|p| {
+            p.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    })
+    .with_context(|| format!("reading {}", path.display()))?;
+    Ok(buf)
 }
 
 /// Reads `\EFI\BOOT\BOOTX64.EFI` from the ESP of the GPT disk image at `path`.

@@ -1,14 +1,11 @@
 //! Read-only file mappings, to hash large files in the page cache without copying them.
 //!
-//! A mapped file that another process truncates while it is read raises SIGBUS: use these only
-//! for files nodeimg itself staged (disk.raw) or that the user hands to a one-shot command
-//! (`measure uki`), where a copy would cost more than the risk.
+//! Used by the verity hasher: for the disk.raw nodeimg itself staged (`build`) and for the
+//! disk image `inspect` checks. A mapped file that another process truncates while it is read
+//! raises SIGBUS (the process dies instead of printing an error): do not use these for inputs
+//! that are routinely rewritten in place.
 
 use std::fs::File;
-use std::ops::Deref;
-use std::path::Path;
-
-use anyhow::{Context, Result};
 
 /// A read-only shared mapping of a page-aligned region of a file that is at least that long.
 #[derive(Debug)]
@@ -65,35 +62,4 @@ impl Drop for Mapping {
         // SAFETY: unmapping exactly the mapping made in `new`.
         unsafe { libc::munmap(self.ptr, self.len) };
     }
-}
-
-/// A whole file's bytes: mapped where possible, read into memory otherwise (empty files,
-/// files that cannot be mapped).
-#[derive(Debug)]
-pub enum FileBytes {
-    Mapped(Mapping),
-    Read(Vec<u8>),
-}
-
-impl Deref for FileBytes {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        match self {
-            FileBytes::Mapped(m) => m.bytes(),
-            FileBytes::Read(v) => v,
-        }
-    }
-}
-
-/// The bytes of the file at `path`.
-pub fn file_bytes(path: &Path) -> Result<FileBytes> {
-    let f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let len = f.metadata()?.len();
-    let n = usize::try_from(len).context("the file does not fit in memory")?;
-    if let Some(m) = Mapping::new(&f, len, 0, n) {
-        return Ok(FileBytes::Mapped(m));
-    }
-    Ok(FileBytes::Read(
-        std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
-    ))
 }
