@@ -105,31 +105,29 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         e.finish().unwrap()
     };
     let zst = zstd::encode_all(top.as_slice(), 19).unwrap();
-    let tar_mt = "application/vnd.oci.image.layer.v1.tar";
-    let one = join(&[
-        INDEX.as_bytes(),
-        manifest(&[tar_mt]).as_bytes(),
-        config(1).as_bytes(),
-        &base,
-    ]);
-    let two_gzip = join(&[
-        INDEX.as_bytes(),
-        manifest(&[tar_mt, "application/vnd.oci.image.layer.v1.tar+gzip"]).as_bytes(),
-        config(2).as_bytes(),
-        &base,
-        &gz,
-    ]);
-    let two_zstd = join(&[
-        INDEX.as_bytes(),
-        manifest(&[tar_mt, "application/vnd.oci.image.layer.v1.tar+zstd"]).as_bytes(),
-        config(2).as_bytes(),
-        &base,
-        &zst,
-    ]);
+    // A layout of `layers` (media type suffix after `…layer.v1.`, blob), as one input.
+    let layout = |layers: &[(&str, &[u8])]| {
+        let types: Vec<String> = layers
+            .iter()
+            .map(|(t, _)| format!("application/vnd.oci.image.layer.v1.{t}"))
+            .collect();
+        let types: Vec<&str> = types.iter().map(String::as_str).collect();
+        let (manifest, config) = (manifest(&types), config(layers.len()));
+        let mut sections: Vec<&[u8]> =
+            vec![INDEX.as_bytes(), manifest.as_bytes(), config.as_bytes()];
+        sections.extend(layers.iter().map(|(_, blob)| *blob));
+        join(&sections)
+    };
     vec![
-        ("one-layer", one),
-        ("two-layers-gzip", two_gzip),
-        ("two-layers-zstd", two_zstd),
+        ("one-layer", layout(&[("tar", &base)])),
+        (
+            "two-layers-gzip",
+            layout(&[("tar", &base), ("tar+gzip", &gz)]),
+        ),
+        (
+            "two-layers-zstd",
+            layout(&[("tar", &base), ("tar+zstd", &zst)]),
+        ),
     ]
 }
 
