@@ -9,6 +9,8 @@
 #                (PCR 11 only, both banks) on a ~100 MB UKI made by ukify 257
 #   measure snp: `nodeimg measure snp` vs sev-snp-measure 0.0.13 (64 vCPUs, 4 MiB OVMF), same
 #                digest checked first
+#   default:     the embedded default image (mmdebstrap from the network), cold cache (an empty
+#                --cache-dir each run) vs warm cache (the same cache again); outputs compared
 # Needs root (the reference pipeline's `tar -p`), scripts/setup.sh's packages and
 # scripts/fetch-stubs.sh's inputs. BENCH_RUNS (default 3), BENCH_DIR (default target/bench).
 set -euo pipefail
@@ -17,10 +19,9 @@ B=${BENCH_DIR:-$PWD/target/bench} N=${BENCH_RUNS:-3}
 T=${CARGO_TARGET_DIR:-$PWD/target}
 mkdir -p "$B"
 cargo build --release -q --locked -p builder --bin nodeimg --example verity-format
-scripts/build-init.sh >/dev/null 2>&1
 scripts/fetch-stubs.sh >/dev/null 2>&1
 nodeimg=$T/release/nodeimg vf=$T/release/examples/verity-format
-init=$T/x86_64-unknown-linux-gnu/release/nodeimg-init
+init=$T/nodeimg-init/x86_64-unknown-linux-gnu/release/nodeimg-init   # builder/build.rs puts it there
 rootfs=$(scripts/make-bench-rootfs.sh)
 command -v sev-snp-measure >/dev/null || { echo "bench.sh: sev-snp-measure missing (scripts/setup.sh)" >&2; exit 1; }
 
@@ -62,7 +63,7 @@ cmp -s "$B/ours.hash" "$B/ref.hash" || { echo "bench.sh: verity outputs differ" 
 
 # ---- full build --------------------------------------------------------------------------
 printf '[image]\nname = "bench"\nsource-date-epoch = 1700000000\n[rootfs]\ntar = "%s"\n[kernel]\ncmdline = ["console=ttyS0"]\n' "$rootfs" > "$B/bench.toml"
-read -r b_ours b_rss < <(best env NODEIMG_INIT="$init" "$nodeimg" build "$B/bench.toml" -o "$B/out")
+read -r b_ours b_rss < <(best "$nodeimg" build "$B/bench.toml" -o "$B/out")
 jq -r '.initrd.modules[]' "$B/out/manifest.json" > "$B/modules.txt"
 stub=$B/stub.efi && tar -xOf "$rootfs" ./usr/lib/systemd/boot/efi/linuxx64.efi.stub > "$stub"
 # The previous run's extracted tree is removed before the timed run, as nodeimg's output is
@@ -77,7 +78,7 @@ if [ ! -s "$B/big.tar" ]; then   # the Debian tar plus 1.6 GiB of incompressible
   rm -rf "$B/oci"
 fi
 sed "s|$rootfs|$B/big.tar|" "$B/bench.toml" > "$B/big.toml"
-read -r big_s big_rss < <(N=1 best env NODEIMG_INIT="$init" "$nodeimg" build "$B/big.toml" -o "$B/out-big")
+read -r big_s big_rss < <(N=1 best "$nodeimg" build "$B/big.toml" -o "$B/out-big")
 if [ ! -s "$B/oci/index.json" ]; then   # one uncompressed layer: the big tar itself (hardlinked)
   rm -rf "$B/oci.part" && mkdir -p "$B/oci.part/blobs/sha256"
   ld=$(sha256sum "$B/big.tar" | cut -d' ' -f1) ls=$(stat -c %s "$B/big.tar")
@@ -90,7 +91,7 @@ if [ ! -s "$B/oci/index.json" ]; then   # one uncompressed layer: the big tar it
   mv "$B/oci.part" "$B/oci"
 fi
 sed "s|^tar = .*|oci = \"$B/oci\"|" "$B/bench.toml" > "$B/oci.toml"
-read -r oci_s oci_rss < <(N=1 best env NODEIMG_INIT="$init" "$nodeimg" build "$B/oci.toml" -o "$B/out-oci")
+read -r oci_s oci_rss < <(N=1 best "$nodeimg" build "$B/oci.toml" -o "$B/out-oci")
 
 # ---- measure uki -------------------------------------------------------------------------
 if [ ! -s "$B/uki.efi" ]; then   # ukify 257 + Debian 257 stub + fixture kernel + 86 MiB initrd
@@ -125,6 +126,11 @@ ours=$("$nodeimg" measure snp "${snp[@]}") theirs=$(sev-snp-measure "${snp[@]}")
 s_ours=$(best_ms "$nodeimg" measure snp "${snp[@]}")
 s_ref=$(best_ms sev-snp-measure "${snp[@]}")
 
+# ---- default image: cold vs warm cache ------------------------------------------------------
+read -r d_cold _ < <(BEFORE='rm -rf "$B/cache-cold"' best "$nodeimg" build --cache-dir "$B/cache-cold" -o "$B/out-cold")
+read -r d_warm _ < <(best "$nodeimg" build --cache-dir "$B/cache-cold" -o "$B/out-warm")
+cmp -s "$B/out-cold/SHA256SUMS" "$B/out-warm/SHA256SUMS" || { echo "bench.sh: cold and warm default builds differ" >&2; exit 1; }
+
 echo "| benchmark (best of $N, $(nproc) cores) | nodeimg | reference | speed-up |"
 echo "|---|---|---|---|"
 echo "| dm-verity hash, 1 GiB (vs \`veritysetup format\`, identical output) | ${v_ours} s | ${v_ref} s | $(ratio "$v_ours" "$v_ref") |"
@@ -134,3 +140,4 @@ echo "| \`measure uki --bank sha256\`, same UKI | ${u_one} s | | |"
 echo "| \`measure snp\`, 64 vCPUs, 4 MiB OVMF (vs \`sev-snp-measure\` 0.0.13, same digest) | ${s_ours} ms | ${s_ref} ms | $(ratio "$s_ours" "$s_ref") |"
 echo "| peak RSS of \`nodeimg build\`: $(mb "$rootfs") MB tar / $(mb "$B/big.tar") MB tar / same as OCI layout | $((b_rss >> 10)) / $((big_rss >> 10)) / $((oci_rss >> 10)) MiB | | |"
 echo "| full build, $(mb "$B/big.tar") MB tar / same as OCI layout | ${big_s} s / ${oci_s} s | | |"
+echo "| default image build, warm cache (vs cold: empty --cache-dir, same outputs) | ${d_warm} s | ${d_cold} s | $(ratio "$d_warm" "$d_cold") |"

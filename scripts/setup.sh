@@ -3,8 +3,16 @@
 # Debian sources: bookworm-backports (qemu-system-x86 matching qemu-utils) and trixie (pinned low,
 # used only for leaf packages / dpkg -x). The mirror URI is taken from the host's own debian.sources
 # so this script names no host itself.
+# Run it as root, or as a user with sudo: it then re-runs itself under sudo.
 set -euo pipefail
-[ "$(id -u)" = 0 ] || { echo "setup.sh: must run as root (apt-get)" >&2; exit 1; }
+if [ "$(id -u)" != 0 ]; then
+  if command -v sudo >/dev/null; then
+    echo "setup.sh: not root, re-running under sudo" >&2
+    exec sudo -- "$0" "$@"
+  fi
+  echo "setup.sh: must run as root (it installs packages with apt-get), and sudo is not installed: run it as root" >&2
+  exit 1
+fi
 
 src=/etc/apt/sources.list.d/debian.sources
 uri=$(awk '/^URIs:/ {print $2; exit}' "$src" 2>/dev/null || true)
@@ -30,7 +38,8 @@ fi
 
 pkgs=(ovmf swtpm swtpm-tools systemd-boot-efi cryptsetup-bin erofs-utils mtools fdisk
       tpm2-tools mmdebstrap busybox-static jq cpio kmod binutils zstd xz-utils util-linux
-      faketime dosfstools python3-pefile time pesign openssl systemd uidmap)
+      faketime dosfstools python3-pefile time pesign openssl systemd uidmap gcc libc6-dev git
+      bash-completion man-db)
 bpo_pkgs=(qemu-system-x86 osslsigncode)
 missing=()
 for p in "${pkgs[@]}" "${bpo_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -55,4 +64,10 @@ if ! id nodeimgci >/dev/null 2>&1; then
 fi
 grep -q '^nodeimgci:' /etc/subuid || usermod --add-subuids 200000-265535 nodeimgci
 grep -q '^nodeimgci:' /etc/subgid || usermod --add-subgids 200000-265535 nodeimgci
+# The user who ran this through sudo builds images unprivileged (mmdebstrap's unshare mode):
+# give them subordinate id ranges if they have none.
+if [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ] && id "$SUDO_USER" >/dev/null 2>&1; then
+  grep -q "^$SUDO_USER:" /etc/subuid 2>/dev/null || usermod --add-subuids 300000-365535 "$SUDO_USER"
+  grep -q "^$SUDO_USER:" /etc/subgid 2>/dev/null || usermod --add-subgids 300000-365535 "$SUDO_USER"
+fi
 echo "setup.sh: host packages present"

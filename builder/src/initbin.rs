@@ -1,40 +1,63 @@
-//! Locating and checking the static nodeimg-init binary that becomes the initrd's `/init`.
+//! The static nodeimg-init binary that becomes the initrd's `/init`: embedded in `nodeimg` by the
+//! build script (`builder/build.rs`), or an override from `--init` / `$NODEIMG_INIT`.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, ensure, Result};
+use anyhow::{bail, ensure, Context, Result};
 
 /// The cargo target triple the init is built for (static glibc).
 pub const INIT_TARGET: &str = "x86_64-unknown-linux-gnu";
 
-/// `--init`, else `$NODEIMG_INIT`, else the static build in the cargo target dir this
-/// executable came from, else `nodeimg-init` next to this executable.
-pub fn locate(explicit: Option<&Path>) -> Result<PathBuf> {
-    if let Some(p) = explicit {
-        return Ok(p.to_path_buf());
-    }
-    if let Some(p) = std::env::var_os("NODEIMG_INIT") {
-        return Ok(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe()?;
-    let dir = exe.parent().unwrap_or(Path::new("."));
-    // The static cross-target build first: a plain `cargo build` also leaves a dynamically
-    // linked nodeimg-init next to a development nodeimg.
-    let mut candidates = Vec::new();
-    if let Some(target) = dir.parent() {
-        for profile in ["release", "debug"] {
-            candidates.push(target.join(INIT_TARGET).join(profile).join("nodeimg-init"));
+/// The static nodeimg-init built with this `nodeimg` (see `builder/build.rs`).
+pub static EMBEDDED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/nodeimg-init"));
+
+/// Where the init of a build comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InitSource {
+    /// The copy inside this executable.
+    Embedded,
+    /// A file given by `--init` or `$NODEIMG_INIT`.
+    File(PathBuf),
+}
+
+impl InitSource {
+    /// `--init`, else `$NODEIMG_INIT`, else the embedded init.
+    pub fn select(explicit: Option<&Path>) -> InitSource {
+        match explicit {
+            Some(p) => InitSource::File(p.to_path_buf()),
+            None => match std::env::var_os("NODEIMG_INIT") {
+                Some(p) if !p.is_empty() => InitSource::File(PathBuf::from(p)),
+                _ => InitSource::Embedded,
+            },
         }
     }
-    candidates.push(dir.join("nodeimg-init"));
-    match candidates.iter().find(|p| p.is_file()) {
-        Some(p) => Ok(p.clone()),
-        None => bail!(
-            "nodeimg-init not found (looked at {}); build it with scripts/build-init.sh or pass --init",
-            candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
-        ),
+
+    /// The binary's bytes, checked to be a static x86-64 executable.
+    pub fn load(&self) -> Result<Cow<'static, [u8]>> {
+        let bytes = match self {
+            InitSource::Embedded => Cow::Borrowed(EMBEDDED),
+            InitSource::File(p) => Cow::Owned(
+                std::fs::read(p).with_context(|| format!("reading nodeimg-init {}", p.display()))?,
+            ),
+        };
+        check_static(&bytes).with_context(|| format!("checking nodeimg-init ({self})"))?;
+        Ok(bytes)
     }
 }
+
+impl std::fmt::Display for InitSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InitSource::Embedded => f.write_str("embedded"),
+            InitSource::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// SHA-256 of the embedded init, lowercase hex (computed by the build script; `--version`
+/// prints it, and manifests of builds with the embedded init record it).
+pub const EMBEDDED_SHA256: &str = env!("NODEIMG_INIT_SHA256");
 
 /// Refuses anything but a static x86-64 ELF executable (a dynamic one cannot run in the initrd).
 pub fn check_static(elf: &[u8]) -> Result<()> {
@@ -76,5 +99,15 @@ mod tests {
         let e = check_static(&me).unwrap_err().to_string();
         assert!(e.contains("dynamically linked"), "{e}");
         assert!(check_static(b"#!/bin/sh\n").is_err());
+    }
+
+    #[test]
+    fn the_embedded_init_is_static_and_selected_by_default() {
+        check_static(EMBEDDED).unwrap();
+        assert_eq!(InitSource::select(None), InitSource::Embedded);
+        let p = Path::new("/x/init");
+        assert_eq!(InitSource::select(Some(p)), InitSource::File(p.into()));
+        use sha2::{Digest, Sha256};
+        assert_eq!(EMBEDDED_SHA256, hex::encode(Sha256::digest(EMBEDDED)));
     }
 }

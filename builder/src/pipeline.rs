@@ -28,8 +28,52 @@ pub const STUB_PATH: &str = "usr/lib/systemd/boot/efi/linuxx64.efi.stub";
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
     pub out_dir: PathBuf,
-    /// The static nodeimg-init binary.
-    pub init: PathBuf,
+    /// The static nodeimg-init binary (embedded, or an override).
+    pub init: crate::initbin::InitSource,
+    /// The cache for Debian package downloads and bootstrapped rootfs tars (None: no cache).
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// The cache, for sources that use one (Debian package sets). A cache inside the output
+/// directory is refused (outputs must be all there is in it); one that cannot be created is
+/// skipped with a warning (it only saves time).
+fn open_cache(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Option<rootfs::DebCache>> {
+    let (Some(dir), image_config::RootfsSource::Debian(_)) = (&opts.cache_dir, &cfg.rootfs) else {
+        return Ok(None);
+    };
+    let abs = |p: &Path| -> Result<PathBuf> {
+        let p = std::path::absolute(p).with_context(|| format!("resolving {}", p.display()))?;
+        // Resolve what exists (symlinks), keep the rest as written.
+        let mut existing = p.as_path();
+        let mut rest = Vec::new();
+        while !existing.exists() {
+            match (existing.parent(), existing.file_name()) {
+                (Some(parent), Some(name)) => {
+                    rest.push(name.to_os_string());
+                    existing = parent;
+                }
+                _ => break,
+            }
+        }
+        let mut r = existing.canonicalize().unwrap_or_else(|_| existing.to_path_buf());
+        r.extend(rest.iter().rev());
+        Ok(r)
+    };
+    let (cache_abs, out_abs) = (abs(dir)?, abs(&opts.out_dir)?);
+    anyhow::ensure!(
+        !cache_abs.starts_with(&out_abs),
+        "the cache directory {} is inside the output directory {}: choose another --cache-dir \
+         (outputs are all that goes into the output directory)",
+        dir.display(),
+        opts.out_dir.display()
+    );
+    match rootfs::DebCache::open(dir) {
+        Ok(c) => Ok(Some(c)),
+        Err(e) => {
+            tracing::warn!("cache: not used ({e:#}); pass --cache-dir DIR or --no-cache");
+            Ok(None)
+        }
+    }
 }
 
 /// The result of a build, for the CLI to print.
@@ -48,10 +92,7 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
     let signer = signer
         .transpose()
         .with_context(|| format!("{}: signing.key", cfg.file.display()))?;
-    let init = std::fs::read(&opts.init)
-        .with_context(|| format!("reading nodeimg-init {}", opts.init.display()))?;
-    crate::initbin::check_static(&init)
-        .with_context(|| format!("checking nodeimg-init {}", opts.init.display()))?;
+    let init = opts.init.load()?;
     let staging = Staging::new(&opts.out_dir)?;
     let work = staging.work_dir()?;
     let progress = Progress::new();
@@ -61,7 +102,10 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
         crate::launch::manifest_entries(&cfg.measurements)
     })?;
 
-    let loaded = progress.stage("rootfs", || rootfs::load(&cfg.rootfs, epoch, &work))?;
+    let cache = open_cache(cfg, opts)?;
+    let loaded = progress.stage("rootfs", || {
+        rootfs::load(&cfg.rootfs, epoch, &work, cache.as_ref())
+    })?;
     let tree = &loaded.tree;
     let kernel = progress.stage("kernel", || find_kernel(tree, cfg.kernel.path.as_deref()))?;
     // The root and its hash tree are written straight into disk.raw at their final offsets.
@@ -190,6 +234,9 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
             init: manifest::Digest {
                 sha256: output::sha256_hex(&init),
             },
+            nodeimg: Some(manifest::Tool {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            }),
         },
     };
     progress.stage("measure", || {

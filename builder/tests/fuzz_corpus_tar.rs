@@ -35,7 +35,7 @@ fn tar_seeds_load() {
     ] {
         let source = image_config::RootfsSource::Tar(dir.join(name));
         let loaded =
-            builder::rootfs::load(&source, 0, &work).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+            builder::rootfs::load(&source, 0, &work, None).unwrap_or_else(|e| panic!("{name}: {e:#}"));
         assert!(loaded.tree.get("etc/hostname").is_some(), "{name}");
     }
     std::fs::remove_dir_all(&work).expect("removing the work dir");

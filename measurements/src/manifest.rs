@@ -146,7 +146,17 @@ pub struct Initrd {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Inputs {
     pub rootfs: RootfsInput,
+    /// The nodeimg-init binary inside the initrd (embedded in nodeimg unless overridden).
     pub init: Digest,
+    /// The nodeimg that built the image (absent in manifests written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodeimg: Option<Tool>,
+}
+
+/// A program that took part in a build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tool {
+    pub version: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -88,19 +88,6 @@ pub fn nodeimg() -> &'static Path {
     })
 }
 
-/// The static nodeimg-init (built once per test process with scripts/build-init.sh).
-pub fn init_binary() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let st = Command::new(repo().join("scripts/build-init.sh"))
-            .env("CARGO_TARGET_DIR", target_dir())
-            .status()
-            .expect("build-init.sh");
-        assert!(st.success(), "building nodeimg-init failed");
-        target_dir().join("x86_64-unknown-linux-gnu/release/nodeimg-init")
-    })
-}
-
 /// The busybox fixture rootfs tar made by scripts/make-fixture.sh, if present.
 pub fn fixture_tar() -> Option<PathBuf> {
     let t = std::env::var_os("NODEIMG_FIXTURE")
@@ -144,11 +131,11 @@ pub fn fixture_config(dir: &Path, tar: &Path, extra: &str) -> PathBuf {
     p
 }
 
-/// Runs `nodeimg ARGS` with the test's init binary.
+/// Runs `nodeimg ARGS` (with its embedded nodeimg-init).
 pub fn run_nodeimg(args: &[&str]) -> Output {
     Command::new(nodeimg())
         .args(args)
-        .env("NODEIMG_INIT", init_binary())
+        .env_remove("NODEIMG_INIT")
         .output()
         .expect("run nodeimg")
 }

@@ -35,26 +35,33 @@ fn boot_default_image_is_reproducible_and_reaches_multi_user() {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    let (user_nodeimg, user_init) = (user_dir.join("nodeimg"), user_dir.join("nodeimg-init"));
+    // One self-contained binary: nodeimg-init is embedded, nothing else is copied.
+    let user_nodeimg = user_dir.join("nodeimg");
     std::fs::copy(nodeimg(), &user_nodeimg).unwrap();
-    std::fs::copy(init_binary(), &user_init).unwrap();
     std::os::unix::fs::chown(&user_dir, Some(uid), Some(gid)).unwrap();
-    let build = |out: &Path, tmp: &Path, umask: &str, user: Option<(u32, u32)>| {
+    // The root builds use a cache of their own (cold, then warm); the unprivileged one uses its
+    // user's default cache ($HOME/.cache/nodeimg).
+    let root_cache = d.path().join("cache");
+    let build = |out: &Path, tmp: &Path, umask: &str, user: Option<(u32, u32)>| -> String {
         std::fs::create_dir_all(tmp).unwrap();
         if let Some((uid, gid)) = user {
             std::os::unix::fs::chown(tmp, Some(uid), Some(gid)).unwrap();
         }
-        let (bin, init) = match user {
-            None => (nodeimg(), init_binary()),
-            Some(_) => (user_nodeimg.as_path(), user_init.as_path()),
+        let bin = match user {
+            None => nodeimg(),
+            Some(_) => user_nodeimg.as_path(),
         };
         let script = format!(
-            "umask {umask}; exec {} build -o {}",
+            "umask {umask}; exec {} -v build -o {}",
             bin.display(),
             out.display()
         );
         let mut cmd = match user {
-            None => Command::new("sh"),
+            None => {
+                let mut c = Command::new("sh");
+                c.env("XDG_CACHE_HOME", &root_cache);
+                c
+            }
             Some((uid, gid)) => {
                 let mut c = Command::new("setpriv");
                 c.args([
@@ -71,7 +78,7 @@ fn boot_default_image_is_reproducible_and_reaches_multi_user() {
         let r = cmd
             .args(["-c", &script])
             .env("TMPDIR", tmp)
-            .env("NODEIMG_INIT", init)
+            .env_remove("NODEIMG_INIT")
             .output()
             .unwrap();
         assert_ok(
@@ -81,20 +88,57 @@ fn boot_default_image_is_reproducible_and_reaches_multi_user() {
                 user.map(|u| u.0)
             ),
         );
+        String::from_utf8_lossy(&r.stderr).into_owned()
+    };
+    let same = |x: &Path, y: &Path, what: &str| {
+        for f in ["disk.raw", "uki.efi", "manifest.json", "SHA256SUMS"] {
+            assert!(
+                std::fs::read(x.join(f)).unwrap() == std::fs::read(y.join(f)).unwrap(),
+                "default image: {f} differs between {what}"
+            );
+        }
     };
     let a = d.path().join("a");
-    build(&a, &d.path().join("tmp-a"), "022", None);
+    let log = build(&a, &d.path().join("tmp-a"), "022", None);
+    assert!(log.contains("downloaded packages stored"), "cold cache:\n{log}");
+    // Warm: the same package set resolves to the cached rootfs; no download, same bytes.
+    let warm = d.path().join("warm");
+    let log = build(&warm, &d.path().join("tmp-w"), "022", None);
+    assert!(log.contains("reused (same package set"), "warm cache not used:\n{log}");
+    same(&a, &warm, "the cold- and the warm-cache build");
+    // A truncated cached .deb is detected and fetched again (the rootfs entries dropped so
+    // mmdebstrap runs on the package cache).
+    let debs = root_cache.join("nodeimg/debs");
+    let libc = std::fs::read_dir(&debs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            n.starts_with("libc6_") && n.ends_with(".deb")
+        })
+        .expect("libc6 in the package cache");
+    let full = std::fs::metadata(&libc).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&libc)
+        .unwrap()
+        .set_len(full / 2)
+        .unwrap();
+    std::fs::remove_dir_all(root_cache.join("nodeimg/rootfs")).unwrap();
+    let refetched = d.path().join("refetched");
+    let log = build(&refetched, &d.path().join("tmp-r"), "022", None);
+    assert!(
+        log.contains("does not match its recorded SHA-256") && log.contains("1 downloaded packages stored"),
+        "truncated cache entry not refetched:\n{log}"
+    );
+    assert_eq!(std::fs::metadata(&libc).unwrap().len(), full, "libc6 fetched again");
+    same(&a, &refetched, "the cold-cache build and the one that refetched a truncated .deb");
     let b = user_dir.join("b");
     build(&b, &user_dir.join("tmp-b"), "077", Some((uid, gid)));
     let owner =
         std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(b.join("disk.raw")).unwrap());
-    assert_eq!(owner, uid, "the second build ran unprivileged");
-    for f in ["disk.raw", "uki.efi", "manifest.json", "SHA256SUMS"] {
-        assert!(
-            std::fs::read(a.join(f)).unwrap() == std::fs::read(b.join(f)).unwrap(),
-            "default image: {f} differs between the root and the unprivileged build"
-        );
-    }
+    assert_eq!(owner, uid, "the unprivileged build ran unprivileged");
+    same(&a, &b, "the root and the unprivileged build");
     let m = manifest(&a);
     assert!(
         m["inputs"]["rootfs"]["packages"]["systemd"].is_string(),

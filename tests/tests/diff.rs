@@ -20,7 +20,7 @@ fn build(cfg: &Path, out: &Path, umask: &str) {
     let r = Command::new("sh")
         .arg("-c")
         .arg(script)
-        .env("NODEIMG_INIT", init_binary())
+        .env_remove("NODEIMG_INIT")
         .env("TMPDIR", &tmp)
         .output()
         .unwrap();

@@ -107,7 +107,7 @@ fn run_bounded(s: &Scratch, args: &[&str]) -> (Option<i32>, String) {
     let start = Instant::now();
     let mut child = Command::new(nodeimg())
         .args(args)
-        .env("NODEIMG_INIT", init_binary())
+        .env_remove("NODEIMG_INIT")
         .current_dir(s.canary())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -399,7 +399,7 @@ fn oci_device_node_is_accepted() {
         dir: layout,
         tag: None,
     };
-    let loaded = builder::rootfs::load(&src, 1_700_000_000, s.dir.path()).expect("OCI layout");
+    let loaded = builder::rootfs::load(&src, 1_700_000_000, s.dir.path(), None).expect("OCI layout");
     let e = loaded.tree.get("dev/console").expect("dev/console kept");
     assert!(
         matches!(

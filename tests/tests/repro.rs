@@ -49,7 +49,7 @@ fn build_in(
     };
     let r = cmd
         .env("TMPDIR", tmp)
-        .env("NODEIMG_INIT", init_binary())
+        .env_remove("NODEIMG_INIT")
         .env_remove("SOURCE_DATE_EPOCH")
         .output()
         .unwrap();

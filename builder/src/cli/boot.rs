@@ -21,9 +21,11 @@ pub const DEFAULT_FAIL_ON: &[&str] = &["nodeimg-init: error:", "Kernel panic"];
 /// Console lines quoted in a failure message.
 const TAIL_LINES: usize = 20;
 
-/// Boot a disk image under QEMU + OVMF (optionally with a software TPM) and check the serial
-/// console: exit 0 when every --expect text appeared and no --fail-on text did, and with
-/// --manifest when every PCR the manifest lists equals what the TPM reported.
+/// Boot a disk image under QEMU + OVMF and check its console and PCRs.
+///
+/// Boots under QEMU + OVMF (optionally with a software TPM) and checks the serial console:
+/// exit 0 when every --expect text appeared and no --fail-on text did, and with --manifest when
+/// every PCR the manifest lists equals what the TPM reported.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Raw disk image to boot; never modified (QEMU writes to a throw-away snapshot).

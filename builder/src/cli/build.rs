@@ -11,9 +11,12 @@ use crate::pipeline::{self, BuildOptions};
 /// The embedded default node image configuration.
 pub const DEFAULT_CONFIG: &str = include_str!("../default-image.toml");
 
-/// Build a disk image (disk.raw, uki.efi, manifest.json, manifest.sigstore.json when a signing
-/// key is configured, SHA256SUMS) from an image.toml, or
-/// the embedded default node image without CONFIG.
+/// Build a disk image, its UKI and its signed measurements.
+///
+/// Writes disk.raw, uki.efi, manifest.json, manifest.sigstore.json (when a signing key is
+/// configured) and SHA256SUMS into the output directory, from an image.toml or, without CONFIG,
+/// the embedded default node image. Outputs are staged and moved into place together at the end.
+/// Debian package downloads are kept in a cache (--cache-dir) for the next build.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The image configuration (image.toml; see docs/config.md). Default: the embedded node
@@ -26,10 +29,18 @@ pub struct Args {
     /// Output directory; files are staged inside it and moved into place at the end.
     #[arg(short, long, value_name = "DIR", default_value = "out")]
     pub output: PathBuf,
-    /// The static nodeimg-init binary (default: $NODEIMG_INIT, next to nodeimg, or the cargo
-    /// target dir's x86_64-unknown-linux-gnu build).
+    /// Use this static nodeimg-init instead of the one embedded in nodeimg (also:
+    /// $NODEIMG_INIT). Its SHA-256 is recorded in the manifest either way.
     #[arg(long, value_name = "PATH")]
     pub init: Option<PathBuf>,
+    /// Cache for Debian package downloads and bootstrapped rootfs tars (default:
+    /// $XDG_CACHE_HOME/nodeimg, else ~/.cache/nodeimg). Cached entries are checked against
+    /// their recorded SHA-256 before use; outputs are byte-identical with or without the cache.
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    pub cache_dir: Option<PathBuf>,
+    /// Use no cache: download and bootstrap everything (e.g. to check a rebuild from scratch).
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 pub fn run(args: Args, g: Globals) -> anyhow::Result<ExitCode> {
@@ -46,10 +57,16 @@ pub fn run(args: Args, g: Globals) -> anyhow::Result<ExitCode> {
             image_config::resolve_raw(raw, file, std::path::Path::new("."), &env)?
         }
     };
-    let init = crate::initbin::locate(args.init.as_deref())?;
+    let init = crate::initbin::InitSource::select(args.init.as_deref());
+    let cache_dir = match (args.no_cache, args.cache_dir) {
+        (true, _) => None,
+        (false, Some(d)) => Some(d),
+        (false, None) => crate::rootfs::debcache::default_dir(),
+    };
     let opts = BuildOptions {
         out_dir: args.output.clone(),
         init,
+        cache_dir,
     };
     let built =
         pipeline::build(&cfg, &opts).with_context(|| format!("building {}", cfg.file.display()))?;

@@ -7,8 +7,11 @@ use std::process::ExitCode;
 use super::Globals;
 use crate::diff::{self, Options};
 
-/// Compare two disk images or build output directories: GPT, ESP files, UKI sections,
-/// dm-verity, the erofs file tree (and uki.efi, manifest.json for directories).
+/// Compare two disk images or build output directories.
+///
+/// Compares GPT, ESP files, UKI sections, dm-verity, the erofs file tree (and uki.efi,
+/// manifest.json for directories) and names the first differences per component. Exit 0 when
+/// identical, 1 when different.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// First disk image (disk.raw) or `nodeimg build` output directory.

@@ -11,7 +11,10 @@ use serde::Serialize;
 use super::Globals;
 use crate::{disk, measure, uki, verity};
 
-/// Show what a disk image holds and check its verity tree against the UKI's roothash=.
+/// Show what a disk image holds and check its verity tree.
+///
+/// Lists partitions, UKI sections, stub version, command line and root hash, and checks the
+/// verity tree against the UKI's roothash= (exit 1 if it does not verify).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// A disk image written by `nodeimg build` (disk.raw).

@@ -9,9 +9,10 @@ use serde_json::json;
 use super::Globals;
 use crate::signing;
 
-/// Generate a signing key pair: KEY (unencrypted PKCS#8 PEM, mode 0600) and KEY.pub (SPKI
-/// PEM, for verifiers and `cosign verify-blob-attestation --key`). Existing files are never
-/// overwritten.
+/// Generate a signing key pair.
+///
+/// Writes KEY (unencrypted PKCS#8 PEM, mode 0600) and KEY.pub (SPKI PEM, for verifiers and
+/// `cosign verify-blob-attestation --key`). Existing files are never overwritten.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Where to write the private key; the public key goes to KEY.pub.

@@ -8,15 +8,25 @@ use clap::{Parser, Subcommand};
 pub mod boot;
 pub mod build;
 pub mod diff;
+pub mod docs;
 pub mod inspect;
 pub mod keygen;
 pub mod measure;
 pub mod sign;
 pub mod verify;
 
+/// `nodeimg --version`: the version and the digest of the embedded nodeimg-init, which is part
+/// of every image this binary builds (a rebuild must use the same init to be byte-identical).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (nodeimg-init sha256:",
+    env!("NODEIMG_INIT_SHA256"),
+    ")"
+);
+
 /// Build measured, immutable node OS images.
 #[derive(Debug, Parser)]
-#[command(name = "nodeimg", version, about)]
+#[command(name = "nodeimg", version = VERSION, about)]
 pub struct Cli {
     /// Print one JSON document on stdout instead of human-readable text.
     #[arg(long, global = true)]
@@ -38,6 +48,8 @@ pub enum Command {
     Boot(boot::Args),
     Inspect(inspect::Args),
     Diff(diff::Args),
+    Completions(docs::CompletionsArgs),
+    Man(docs::ManArgs),
 }
 
 /// Global options every subcommand sees.
@@ -58,5 +70,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keygen(a) => keygen::run(a, g),
         Command::Sign(a) => sign::run(a, g),
         Command::Verify(a) => verify::run(a, g),
+        Command::Completions(a) => docs::run_completions(a, g),
+        Command::Man(a) => docs::run_man(a, g),
     }
 }

@@ -9,8 +9,10 @@ use serde_json::json;
 use super::Globals;
 use crate::signing;
 
-/// Sign a manifest.json: writes a Sigstore bundle v0.3 holding a DSSE envelope with an in-toto
-/// Statement (subjects: the manifest's artifacts and manifest.json; predicate type
+/// Sign a manifest.json as a Sigstore bundle.
+///
+/// Writes a Sigstore bundle v0.3 holding a DSSE envelope with an in-toto Statement (subjects:
+/// the manifest's artifacts and manifest.json; predicate type
 /// https://nodeimg.dev/measurements/v1; predicate: the manifest). `cosign
 /// verify-blob-attestation` can check it offline (see docs/signing.md).
 #[derive(Debug, clap::Args)]

@@ -6,10 +6,11 @@ use std::process::ExitCode;
 use super::Globals;
 use crate::signing::{self, verify};
 
-/// Verify a signed manifest offline with a pinned public key: the bundle's signature, that
-/// the statement's subjects and predicate match the manifest, and optionally a disk image,
-/// a TPM event log and observed PCRs against it. Every check is reported; exit 0 only if
-/// all hold.
+/// Verify a signed manifest, and optionally a disk, event log and PCRs against it.
+///
+/// Offline, with a pinned public key: the bundle's signature, that the statement's subjects and
+/// predicate match the manifest, and optionally a disk image, a TPM event log and observed PCRs
+/// against it. Every check is reported; exit 0 only if all hold.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The manifest.json to verify.

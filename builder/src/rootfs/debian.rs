@@ -9,30 +9,77 @@ use std::process::Command;
 use anyhow::{Context, Result};
 use image_config::DebianSource;
 
+use sha2::{Digest, Sha256};
+
+use super::debcache::DebCache;
 use super::tree::Tree;
 use crate::tool;
 
-/// Bootstraps `d` into `work/debian-rootfs.tar` and returns that path.
-pub fn bootstrap(d: &DebianSource, epoch: u64, work: &Path) -> Result<std::path::PathBuf> {
+/// Bootstraps `d` into `work/debian-rootfs.tar` and returns that path. With a `cache`, a rootfs
+/// bootstrapped before from the same package set is reused, and otherwise mmdebstrap gets the
+/// cached `.deb` files and leaves the ones it downloads in the cache (see `debcache`).
+pub fn bootstrap(
+    d: &DebianSource,
+    epoch: u64,
+    work: &Path,
+    cache: Option<&DebCache>,
+) -> Result<std::path::PathBuf> {
     if tool::which("mmdebstrap").is_none() {
         anyhow::bail!("mmdebstrap is not installed: `apt-get install mmdebstrap` (needed for [rootfs] debian)");
     }
     let out = work.join("debian-rootfs.tar");
+    let Some(cache) = cache else {
+        run_mmdebstrap(d, epoch, &out, None)?;
+        return Ok(out);
+    };
+    let key = match cache_key(d, epoch) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            tracing::warn!("cache: cannot resolve the package set ({e:#}); bootstrapping without the rootfs cache");
+            None
+        }
+    };
+    if let Some(k) = &key {
+        if cache.take_rootfs(k, &out)? {
+            tracing::info!("cache: rootfs {k} reused (same package set, tools and epoch)");
+            return Ok(out);
+        }
+    }
+    let seed = cache.tmp_dir()?;
+    let (inp, outp) = (seed.path().join("in"), seed.path().join("out"));
+    std::fs::create_dir(&inp)?;
+    std::fs::create_dir(&outp)?;
+    let (used, removed) = cache.seed_debs(&inp)?;
+    tracing::info!("cache: {used} cached packages handed to mmdebstrap ({removed} corrupt ones removed)");
+    run_mmdebstrap(d, epoch, &out, Some((&inp, &outp)))?;
+    let added = cache.store_debs(&outp)?;
+    tracing::info!("cache: {added} downloaded packages stored");
+    if let Some(k) = &key {
+        cache.put_rootfs(k, &out)?;
+    }
+    Ok(out)
+}
+
+/// The mode mmdebstrap runs in: `root` as root, else `unshare` (user namespaces, subuids).
+fn mode() -> &'static str {
     // SAFETY: geteuid has no preconditions.
-    let mode = if unsafe { libc::geteuid() } == 0 {
+    if unsafe { libc::geteuid() } == 0 {
         "root"
     } else {
         "unshare"
-    };
+    }
+}
+
+/// mmdebstrap's arguments before the output: mode, variant, packages.
+fn base_command(d: &DebianSource, epoch: u64) -> Command {
     let mut cmd = Command::new("mmdebstrap");
-    cmd.arg(format!("--mode={mode}"))
+    cmd.arg(format!("--mode={}", mode()))
         .arg(format!("--variant={}", d.variant))
         .env("SOURCE_DATE_EPOCH", epoch.to_string())
         .env("LC_ALL", "C.UTF-8");
     if !d.packages.is_empty() {
         cmd.arg(format!("--include={}", d.packages.join(",")));
     }
-    cmd.arg(&d.suite).arg(&out);
     // A fixed umask: the caller's (say 077) would leak into file modes in the rootfs and lock
     // apt's unprivileged download sandbox out of its own list directory.
     // SAFETY: umask is async-signal-safe and touches only the child's state.
@@ -42,9 +89,31 @@ pub fn bootstrap(d: &DebianSource, epoch: u64, work: &Path) -> Result<std::path:
             Ok(())
         });
     }
+    cmd
+}
+
+/// `suite TARGET [mirror]`: the positional arguments after the options.
+fn positional(cmd: &mut Command, d: &DebianSource, target: &Path) {
+    cmd.arg(&d.suite).arg(target);
     if let Some(m) = &d.mirror {
         cmd.arg(m);
     }
+}
+
+/// Runs mmdebstrap into `out`; `debs` = (seed directory to sync in, directory to sync the
+/// downloaded archives out to).
+fn run_mmdebstrap(d: &DebianSource, epoch: u64, out: &Path, debs: Option<(&Path, &Path)>) -> Result<()> {
+    let mut cmd = base_command(d, epoch);
+    if let Some((inp, outp)) = debs {
+        // mmdebstrap's documented download cache: the archives are synced in before the
+        // download step and out before the cleanup step removes them; the rootfs is the same.
+        cmd.arg("--skip=essential/unlink")
+            .arg("--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/")
+            .arg(format!("--setup-hook=sync-in {} /var/cache/apt/archives/", inp.display()))
+            .arg(format!("--customize-hook=sync-out /var/cache/apt/archives {}", outp.display()));
+    }
+    positional(&mut cmd, d, out);
+    let mode = mode();
     tool::run(&mut cmd).with_context(|| {
         format!(
             "bootstrapping Debian {} with mmdebstrap ({mode} mode{})",
@@ -56,7 +125,53 @@ pub fn bootstrap(d: &DebianSource, epoch: u64, work: &Path) -> Result<std::path:
             }
         )
     })?;
-    Ok(out)
+    Ok(())
+}
+
+/// The rootfs cache key: SHA-256 over the mmdebstrap arguments, the host's mmdebstrap, apt and
+/// dpkg versions, SOURCE_DATE_EPOCH and the exact package set (name, version, architecture) apt
+/// resolves against the mirror now, from `mmdebstrap --simulate` (~3 s: it fetches the package
+/// lists). Debian never reuses a version number for other bytes, so the same key means the same
+/// packages and therefore (mmdebstrap being reproducible) the same tar.
+fn cache_key(d: &DebianSource, epoch: u64) -> Result<String> {
+    let mut cmd = base_command(d, epoch);
+    cmd.args(["--verbose", "--simulate"]);
+    positional(&mut cmd, d, Path::new("/dev/null"));
+    let probe = tool::run(&mut cmd).context("resolving the package set (mmdebstrap --simulate)")?;
+    let set = resolved_packages(&String::from_utf8_lossy(&probe.stderr))
+        + &resolved_packages(&String::from_utf8_lossy(&probe.stdout));
+    anyhow::ensure!(!set.is_empty(), "mmdebstrap --simulate listed no packages");
+    let mut h = Sha256::new();
+    h.update(b"nodeimg debian rootfs cache v1\n");
+    h.update(tool::describe(&cmd).as_bytes());
+    h.update(format!("\nSOURCE_DATE_EPOCH={epoch}\n").as_bytes());
+    for (prog, arg) in [("mmdebstrap", "--version"), ("apt-get", "--version"), ("dpkg", "--version")] {
+        let v = tool::run(Command::new(prog).arg(arg))?;
+        let first = String::from_utf8_lossy(&v.stdout).lines().next().unwrap_or("").to_string();
+        h.update(format!("{prog}: {first}\n").as_bytes());
+    }
+    h.update(set.as_bytes());
+    Ok(hex::encode(h.finalize()))
+}
+
+/// The sorted, de-duplicated `name version arch` lines of apt's simulated `Inst` lines
+/// (`Inst libc6 (2.36-9+deb12u14 Debian:12.15/oldstable [amd64]) []`); the archive labels are
+/// left out (they change with point releases, the packages do not).
+pub fn resolved_packages(apt_output: &str) -> String {
+    let mut set = std::collections::BTreeSet::new();
+    for line in apt_output.lines() {
+        let Some(rest) = line.strip_prefix("Inst ") else { continue };
+        let mut words = rest.split_whitespace();
+        let (Some(name), Some(version)) = (words.next(), words.next()) else { continue };
+        let Some(version) = version.strip_prefix('(') else { continue };
+        let arch = rest
+            .split('[')
+            .nth(1)
+            .and_then(|a| a.split(']').next())
+            .unwrap_or("");
+        set.insert(format!("{name} {version} {arch}\n"));
+    }
+    set.into_iter().collect()
 }
 
 /// Installed packages and versions from the tree's dpkg status database.
@@ -102,5 +217,21 @@ mod tests {
         assert_eq!(m.len(), 2);
         assert_eq!(m["a"], "1.0");
         assert_eq!(m["c:i386"], "3");
+    }
+
+    #[test]
+    fn the_resolved_package_set_ignores_archive_labels_and_repeats() {
+        let a = "Inst libc6 (2.36-9+deb12u14 Debian:12.15/oldstable [amd64]) []\n\
+                 Conf libc6 (2.36-9+deb12u14 Debian:12.15/oldstable [amd64])\n\
+                 Inst base-files (12.4+deb12u15 Debian:12.15/oldstable [amd64])\n\
+                 Inst libc6 (2.36-9+deb12u14 Debian:12.15/oldstable [amd64])\n";
+        let b = "I: x\nInst base-files (12.4+deb12u15 Debian:12.16/oldstable [amd64])\n\
+                 Inst libc6 (2.36-9+deb12u14 Debian:12.16/oldstable [amd64])\n";
+        let set = super::resolved_packages(a);
+        assert_eq!(set, "base-files 12.4+deb12u15 amd64\nlibc6 2.36-9+deb12u14 amd64\n");
+        assert_eq!(set, super::resolved_packages(b));
+        let c = b.replace("12.4+deb12u15", "12.4+deb12u16");
+        assert_ne!(set, super::resolved_packages(&c));
+        assert_eq!(super::resolved_packages("nothing here"), "");
     }
 }

@@ -2,6 +2,7 @@
 //! (no `..`, nothing under a symlink), parents present, mtimes clamped to SOURCE_DATE_EPOCH,
 //! hardlinks canonical. Contents are never loaded; the tree's store opens them on demand.
 
+pub mod debcache;
 mod debian;
 mod dir;
 mod normalize;
@@ -14,6 +15,8 @@ use std::path::Path;
 
 use anyhow::Result;
 use image_config::RootfsSource;
+
+pub use debcache::DebCache;
 
 pub use tree::{parent_of, path_cmp, ContentStore, DataRef, Entry, Kind, Tree, Xattr};
 
@@ -29,7 +32,12 @@ pub struct Loaded {
 }
 
 /// Reads the configured source. `work_dir` may receive a spool of decompressed contents.
-pub fn load(source: &RootfsSource, epoch: u64, work_dir: &Path) -> Result<Loaded> {
+pub fn load(
+    source: &RootfsSource,
+    epoch: u64,
+    work_dir: &Path,
+    cache: Option<&DebCache>,
+) -> Result<Loaded> {
     match source {
         RootfsSource::Tar(p) => {
             let (tree, digest) = tarball::read(p, epoch, work_dir)?;
@@ -45,7 +53,7 @@ pub fn load(source: &RootfsSource, epoch: u64, work_dir: &Path) -> Result<Loaded
             packages: None,
         }),
         RootfsSource::Debian(d) => {
-            let tar = debian::bootstrap(d, epoch, work_dir)?;
+            let tar = debian::bootstrap(d, epoch, work_dir, cache)?;
             let (tree, digest) = tarball::read(&tar, epoch, work_dir)?;
             let packages = Some(debian::installed_packages(&tree)?);
             Ok(Loaded {

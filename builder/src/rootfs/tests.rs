@@ -75,7 +75,7 @@ fn load_bytes(bytes: &[u8], dir: &Path) -> Result<Loaded> {
         .keep()
         .unwrap();
     std::fs::write(&p, bytes).unwrap();
-    load(&RootfsSource::Tar(p), 1_700_000_000, dir)
+    load(&RootfsSource::Tar(p), 1_700_000_000, dir, None)
 }
 
 fn content(t: &Tree, path: &str) -> Vec<u8> {
@@ -256,7 +256,7 @@ fn directory_reader_keeps_metadata_and_never_follows_symlinks() {
     std::fs::write(d.path().join("outside"), b"secret").unwrap();
     symlink("../../outside", r.join("usr/escape")).unwrap();
     symlink("/", r.join("rootlink")).unwrap();
-    let l = load(&RootfsSource::Directory(r.clone()), 0, d.path()).unwrap();
+    let l = load(&RootfsSource::Directory(r.clone()), 0, d.path(), None).unwrap();
     let t = &l.tree;
     let paths: Vec<_> = t.entries.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(

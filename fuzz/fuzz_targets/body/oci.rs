@@ -36,7 +36,7 @@ pub fn run(data: &[u8]) {
         dir: layout,
         tag: None,
     };
-    if let Ok(loaded) = builder::rootfs::load(&source, 1_700_000_000, &work) {
+    if let Ok(loaded) = builder::rootfs::load(&source, 1_700_000_000, &work, None) {
         for entry in &loaded.tree.entries {
             let _ = loaded.tree.resolve(&entry.path);
         }

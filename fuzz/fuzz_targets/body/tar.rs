@@ -15,7 +15,7 @@ pub fn run(data: &[u8]) {
     let tar = dir.join("input.tar");
     std::fs::write(&tar, data).expect("writing the fuzz input to a temporary file");
     let source = image_config::RootfsSource::Tar(tar);
-    if let Ok(loaded) = builder::rootfs::load(&source, 1_700_000_000, &work) {
+    if let Ok(loaded) = builder::rootfs::load(&source, 1_700_000_000, &work, None) {
         for entry in &loaded.tree.entries {
             let _ = loaded.tree.resolve(&entry.path);
         }

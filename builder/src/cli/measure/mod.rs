@@ -10,7 +10,9 @@ mod pcr;
 mod snp;
 mod tdx;
 
-/// Compute expected measurements: TPM PCRs of a UKI or disk, SEV-SNP launch digests, TDX MRTDs.
+/// Compute expected measurements (TPM PCRs, SEV-SNP, TDX).
+///
+/// TPM PCRs of a UKI or a disk image, SEV / SEV-ES / SEV-SNP launch digests, TDX MRTDs.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(subcommand)]

@@ -38,8 +38,9 @@ pub enum OutputFormat {
     Base64,
 }
 
-/// Compute an AMD SEV / SEV-ES / SEV-SNP launch digest from a firmware file, as
-/// sev-snp-measure 0.0.13 does.
+/// AMD SEV / SEV-ES / SEV-SNP launch digest of a firmware file.
+///
+/// Computed as sev-snp-measure 0.0.13 does, with the same flags and output.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Guest mode.

@@ -11,7 +11,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::cli::Globals;
 
-/// Compute the Intel TDX MRTD of a unified OVMF image with TDVF metadata.
+/// Intel TDX MRTD of a unified OVMF image with TDVF metadata.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The -bios firmware image (a unified OVMF.fd; CODE-only files carry unusable offsets).

@@ -136,7 +136,7 @@ fn load_oci(dir: &Path, tag: Option<&str>) -> anyhow::Result<Loaded> {
         dir: dir.to_path_buf(),
         tag: tag.map(str::to_string),
     };
-    load(&src, EPOCH, &work)
+    load(&src, EPOCH, &work, None)
 }
 
 fn paths(l: &Loaded) -> Vec<&str> {
