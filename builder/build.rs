@@ -28,8 +28,11 @@ fn main() {
         export_digest(&dest);
         return;
     }
-    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
-    let ws = manifest_dir.parent().expect("builder/ lives in the workspace");
+    let manifest_dir =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let ws = manifest_dir
+        .parent()
+        .expect("builder/ lives in the workspace");
     let init_dir = ws.join("init");
     if !init_dir.join("Cargo.toml").is_file() {
         panic!(
@@ -55,7 +58,15 @@ fn main() {
     ];
     let mut cmd = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(ws)
-        .args(["build", "--release", "--locked", "-p", "nodeimg-init", "--target", TARGET])
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "-p",
+            "nodeimg-init",
+            "--target",
+            TARGET,
+        ])
         .arg("--target-dir")
         .arg(&target_dir)
         .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f"));

@@ -38,7 +38,8 @@ impl InitSource {
         let bytes = match self {
             InitSource::Embedded => Cow::Borrowed(EMBEDDED),
             InitSource::File(p) => Cow::Owned(
-                std::fs::read(p).with_context(|| format!("reading nodeimg-init {}", p.display()))?,
+                std::fs::read(p)
+                    .with_context(|| format!("reading nodeimg-init {}", p.display()))?,
             ),
         };
         check_static(&bytes).with_context(|| format!("checking nodeimg-init ({self})"))?;

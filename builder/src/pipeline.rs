@@ -55,7 +55,9 @@ fn open_cache(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Option<rootfs::D
                 _ => break,
             }
         }
-        let mut r = existing.canonicalize().unwrap_or_else(|_| existing.to_path_buf());
+        let mut r = existing
+            .canonicalize()
+            .unwrap_or_else(|_| existing.to_path_buf());
         r.extend(rest.iter().rev());
         Ok(r)
     };

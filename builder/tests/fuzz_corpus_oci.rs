@@ -144,7 +144,8 @@ fn oci_seeds_load() {
             dir: layout,
             tag: None,
         };
-        let l = builder::rootfs::load(&src, 0, &work, None).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        let l =
+            builder::rootfs::load(&src, 0, &work, None).unwrap_or_else(|e| panic!("{name}: {e:#}"));
         assert!(l.tree.get("etc/hostname").is_some(), "{name}");
         let layered = name != "one-layer";
         assert_eq!(l.tree.get("etc/gone").is_none(), layered, "{name}");

@@ -34,8 +34,8 @@ fn tar_seeds_load() {
         "small.tar.zst",
     ] {
         let source = image_config::RootfsSource::Tar(dir.join(name));
-        let loaded =
-            builder::rootfs::load(&source, 0, &work, None).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        let loaded = builder::rootfs::load(&source, 0, &work, None)
+            .unwrap_or_else(|e| panic!("{name}: {e:#}"));
         assert!(loaded.tree.get("etc/hostname").is_some(), "{name}");
     }
     std::fs::remove_dir_all(&work).expect("removing the work dir");

@@ -100,11 +100,17 @@ fn boot_default_image_is_reproducible_and_reaches_multi_user() {
     };
     let a = d.path().join("a");
     let log = build(&a, &d.path().join("tmp-a"), "022", None);
-    assert!(log.contains("downloaded packages stored"), "cold cache:\n{log}");
+    assert!(
+        log.contains("downloaded packages stored"),
+        "cold cache:\n{log}"
+    );
     // Warm: the same package set resolves to the cached rootfs; no download, same bytes.
     let warm = d.path().join("warm");
     let log = build(&warm, &d.path().join("tmp-w"), "022", None);
-    assert!(log.contains("reused (same package set"), "warm cache not used:\n{log}");
+    assert!(
+        log.contains("reused (same package set"),
+        "warm cache not used:\n{log}"
+    );
     same(&a, &warm, "the cold- and the warm-cache build");
     // A truncated cached .deb is detected and fetched again (the rootfs entries dropped so
     // mmdebstrap runs on the package cache).
@@ -128,11 +134,20 @@ fn boot_default_image_is_reproducible_and_reaches_multi_user() {
     let refetched = d.path().join("refetched");
     let log = build(&refetched, &d.path().join("tmp-r"), "022", None);
     assert!(
-        log.contains("does not match its recorded SHA-256") && log.contains("1 downloaded packages stored"),
+        log.contains("does not match its recorded SHA-256")
+            && log.contains("1 downloaded packages stored"),
         "truncated cache entry not refetched:\n{log}"
     );
-    assert_eq!(std::fs::metadata(&libc).unwrap().len(), full, "libc6 fetched again");
-    same(&a, &refetched, "the cold-cache build and the one that refetched a truncated .deb");
+    assert_eq!(
+        std::fs::metadata(&libc).unwrap().len(),
+        full,
+        "libc6 fetched again"
+    );
+    same(
+        &a,
+        &refetched,
+        "the cold-cache build and the one that refetched a truncated .deb",
+    );
     let b = user_dir.join("b");
     build(&b, &user_dir.join("tmp-b"), "077", Some((uid, gid)));
     let owner =

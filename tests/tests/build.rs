@@ -209,13 +209,19 @@ fn compare_trees(tar: &Path, dir: &Path, epoch: u64) {
     use builder::rootfs::{load, Kind};
     use image_config::RootfsSource;
     let work = tempfile::tempdir().unwrap();
-    let a = load(&RootfsSource::Tar(tar.to_path_buf()), epoch, work.path())
-        .unwrap()
-        .tree;
+    let a = load(
+        &RootfsSource::Tar(tar.to_path_buf()),
+        epoch,
+        work.path(),
+        None,
+    )
+    .unwrap()
+    .tree;
     let b = load(
         &RootfsSource::Directory(dir.to_path_buf()),
         epoch,
         work.path(),
+        None,
     )
     .unwrap()
     .tree;

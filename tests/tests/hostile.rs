@@ -399,7 +399,8 @@ fn oci_device_node_is_accepted() {
         dir: layout,
         tag: None,
     };
-    let loaded = builder::rootfs::load(&src, 1_700_000_000, s.dir.path(), None).expect("OCI layout");
+    let loaded =
+        builder::rootfs::load(&src, 1_700_000_000, s.dir.path(), None).expect("OCI layout");
     let e = loaded.tree.get("dev/console").expect("dev/console kept");
     assert!(
         matches!(

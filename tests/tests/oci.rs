@@ -275,7 +275,7 @@ fn two_layer_oci_image_builds_the_expected_tree() {
     let d = tempfile::tempdir().unwrap();
     let work = d.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
-    let base = load(&RootfsSource::Tar(fixture.clone()), EPOCH, &work)
+    let base = load(&RootfsSource::Tar(fixture.clone()), EPOCH, &work, None)
         .unwrap()
         .tree;
     let (l0, l1, flat) = split(&base);
@@ -300,7 +300,7 @@ fn two_layer_oci_image_builds_the_expected_tree() {
         digest.as_str(),
         "identity = manifest digest"
     );
-    let want = load(&RootfsSource::Tar(flat_tar.clone()), EPOCH, &work)
+    let want = load(&RootfsSource::Tar(flat_tar.clone()), EPOCH, &work, None)
         .unwrap()
         .tree;
     let got = erofs_tree(&out.join("disk.raw"));

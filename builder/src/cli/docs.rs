@@ -57,7 +57,11 @@ pub fn run_man(args: ManArgs, g: Globals) -> Result<ExitCode> {
         let names: Vec<&str> = pages.iter().map(|(n, _)| n.as_str()).collect();
         println!("{}", serde_json::json!({ "dir": args.dir, "pages": names }));
     } else {
-        println!("wrote {} man pages into {}", pages.len(), args.dir.display());
+        println!(
+            "wrote {} man pages into {}",
+            pages.len(),
+            args.dir.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -113,11 +117,19 @@ mod tests {
     fn every_command_has_a_man_page_with_its_options() {
         let pages = man_pages().unwrap();
         let names: Vec<&str> = pages.iter().map(|(n, _)| n.as_str()).collect();
-        for want in ["nodeimg.1", "nodeimg-build.1", "nodeimg-measure-uki.1", "nodeimg-completions.1"]
-        {
+        for want in [
+            "nodeimg.1",
+            "nodeimg-build.1",
+            "nodeimg-measure-uki.1",
+            "nodeimg-completions.1",
+        ] {
             assert!(names.contains(&want), "{want} missing from {names:?}");
         }
-        let build = &pages.iter().find(|(n, _)| n == "nodeimg-build.1").unwrap().1;
+        let build = &pages
+            .iter()
+            .find(|(n, _)| n == "nodeimg-build.1")
+            .unwrap()
+            .1;
         let build = String::from_utf8_lossy(build);
         assert!(build.starts_with(".ie") || build.contains(".TH"), "{build}");
         assert!(build.contains("cache\\-dir"), "{build}");

@@ -138,8 +138,8 @@ impl DebCache {
             if let Some(e) = entry {
                 if sha256_file(dest).is_ok_and(|(h, n)| h == e.sha256 && n == e.size) {
                     // Recently used: survives the eviction of older entries.
-                    let _ = File::open(&tar)
-                        .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+                    let _ =
+                        File::open(&tar).and_then(|f| f.set_modified(std::time::SystemTime::now()));
                     return Ok(true);
                 }
             }
@@ -208,7 +208,11 @@ impl DebCache {
 
 /// The default cache directory: `$XDG_CACHE_HOME/nodeimg`, else `$HOME/.cache/nodeimg`.
 pub fn default_dir() -> Option<PathBuf> {
-    let nonempty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let nonempty = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     nonempty("XDG_CACHE_HOME")
         .filter(|p| p.is_absolute())
         .or_else(|| nonempty("HOME").map(|h| h.join(".cache")))
@@ -282,7 +286,10 @@ mod tests {
         let seed = c.tmp_dir().unwrap();
         assert_eq!(c.seed_debs(seed.path()).unwrap(), (1, 1));
         assert!(!seed.path().join("a_1_amd64.deb").exists());
-        assert_eq!(fs::read(seed.path().join("b_1_amd64.deb")).unwrap(), b"package b");
+        assert_eq!(
+            fs::read(seed.path().join("b_1_amd64.deb")).unwrap(),
+            b"package b"
+        );
         assert!(!c.dir().join("debs/a_1_amd64.deb").exists());
         assert!(!c.dir().join("debs/a_1_amd64.deb.sha256").exists());
         // A deb without a sidecar (a build killed between the two renames) is not used either.
@@ -328,7 +335,10 @@ mod tests {
                 .unwrap();
         }
         let left: Vec<String> = sorted_names(&c.dir().join("rootfs")).unwrap();
-        assert_eq!(left.iter().filter(|n| n.ends_with(".tar")).count(), ROOTFS_KEEP);
+        assert_eq!(
+            left.iter().filter(|n| n.ends_with(".tar")).count(),
+            ROOTFS_KEEP
+        );
         assert!(!left.contains(&"k0.tar".to_string()));
     }
 }

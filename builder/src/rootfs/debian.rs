@@ -50,7 +50,9 @@ pub fn bootstrap(
     std::fs::create_dir(&inp)?;
     std::fs::create_dir(&outp)?;
     let (used, removed) = cache.seed_debs(&inp)?;
-    tracing::info!("cache: {used} cached packages handed to mmdebstrap ({removed} corrupt ones removed)");
+    tracing::info!(
+        "cache: {used} cached packages handed to mmdebstrap ({removed} corrupt ones removed)"
+    );
     run_mmdebstrap(d, epoch, &out, Some((&inp, &outp)))?;
     let added = cache.store_debs(&outp)?;
     tracing::info!("cache: {added} downloaded packages stored");
@@ -102,15 +104,26 @@ fn positional(cmd: &mut Command, d: &DebianSource, target: &Path) {
 
 /// Runs mmdebstrap into `out`; `debs` = (seed directory to sync in, directory to sync the
 /// downloaded archives out to).
-fn run_mmdebstrap(d: &DebianSource, epoch: u64, out: &Path, debs: Option<(&Path, &Path)>) -> Result<()> {
+fn run_mmdebstrap(
+    d: &DebianSource,
+    epoch: u64,
+    out: &Path,
+    debs: Option<(&Path, &Path)>,
+) -> Result<()> {
     let mut cmd = base_command(d, epoch);
     if let Some((inp, outp)) = debs {
         // mmdebstrap's documented download cache: the archives are synced in before the
         // download step and out before the cleanup step removes them; the rootfs is the same.
         cmd.arg("--skip=essential/unlink")
             .arg("--setup-hook=mkdir -p \"$1\"/var/cache/apt/archives/")
-            .arg(format!("--setup-hook=sync-in {} /var/cache/apt/archives/", inp.display()))
-            .arg(format!("--customize-hook=sync-out /var/cache/apt/archives {}", outp.display()));
+            .arg(format!(
+                "--setup-hook=sync-in {} /var/cache/apt/archives/",
+                inp.display()
+            ))
+            .arg(format!(
+                "--customize-hook=sync-out /var/cache/apt/archives {}",
+                outp.display()
+            ));
     }
     positional(&mut cmd, d, out);
     let mode = mode();
@@ -145,9 +158,17 @@ fn cache_key(d: &DebianSource, epoch: u64) -> Result<String> {
     h.update(b"nodeimg debian rootfs cache v1\n");
     h.update(tool::describe(&cmd).as_bytes());
     h.update(format!("\nSOURCE_DATE_EPOCH={epoch}\n").as_bytes());
-    for (prog, arg) in [("mmdebstrap", "--version"), ("apt-get", "--version"), ("dpkg", "--version")] {
+    for (prog, arg) in [
+        ("mmdebstrap", "--version"),
+        ("apt-get", "--version"),
+        ("dpkg", "--version"),
+    ] {
         let v = tool::run(Command::new(prog).arg(arg))?;
-        let first = String::from_utf8_lossy(&v.stdout).lines().next().unwrap_or("").to_string();
+        let first = String::from_utf8_lossy(&v.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string();
         h.update(format!("{prog}: {first}\n").as_bytes());
     }
     h.update(set.as_bytes());
@@ -160,10 +181,16 @@ fn cache_key(d: &DebianSource, epoch: u64) -> Result<String> {
 pub fn resolved_packages(apt_output: &str) -> String {
     let mut set = std::collections::BTreeSet::new();
     for line in apt_output.lines() {
-        let Some(rest) = line.strip_prefix("Inst ") else { continue };
+        let Some(rest) = line.strip_prefix("Inst ") else {
+            continue;
+        };
         let mut words = rest.split_whitespace();
-        let (Some(name), Some(version)) = (words.next(), words.next()) else { continue };
-        let Some(version) = version.strip_prefix('(') else { continue };
+        let (Some(name), Some(version)) = (words.next(), words.next()) else {
+            continue;
+        };
+        let Some(version) = version.strip_prefix('(') else {
+            continue;
+        };
         let arch = rest
             .split('[')
             .nth(1)
@@ -228,7 +255,10 @@ mod tests {
         let b = "I: x\nInst base-files (12.4+deb12u15 Debian:12.16/oldstable [amd64])\n\
                  Inst libc6 (2.36-9+deb12u14 Debian:12.16/oldstable [amd64])\n";
         let set = super::resolved_packages(a);
-        assert_eq!(set, "base-files 12.4+deb12u15 amd64\nlibc6 2.36-9+deb12u14 amd64\n");
+        assert_eq!(
+            set,
+            "base-files 12.4+deb12u15 amd64\nlibc6 2.36-9+deb12u14 amd64\n"
+        );
         assert_eq!(set, super::resolved_packages(b));
         let c = b.replace("12.4+deb12u15", "12.4+deb12u16");
         assert_ne!(set, super::resolved_packages(&c));
