@@ -14,6 +14,7 @@ pub mod initrd;
 pub mod launch;
 pub mod measure;
 pub mod mmap;
+pub mod outfile;
 pub mod pipeline;
 pub mod qemu;
 pub mod rootfs;

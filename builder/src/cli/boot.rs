@@ -124,8 +124,8 @@ pub fn run(args: Args, g: Globals) -> Result<ExitCode> {
 fn save_event_log(path: &std::path::Path, log: Option<&GuestEventLog>, problems: &mut Vec<String>) {
     match log {
         Some(GuestEventLog::Log(bytes)) => {
-            if let Err(e) = std::fs::write(path, bytes) {
-                problems.push(format!("writing the event log to {}: {e}", path.display()));
+            if let Err(e) = crate::outfile::write(path, bytes, 0o644) {
+                problems.push(format!("saving the event log: {e:#}"));
             }
         }
         Some(GuestEventLog::Unavailable(why)) => {

@@ -2,7 +2,7 @@
 //! generated from the same clap definitions as `--help`.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -51,7 +51,7 @@ pub fn run_man(args: ManArgs, g: Globals) -> Result<ExitCode> {
         args.dir.display()
     );
     for (name, text) in &pages {
-        write_replacing(&args.dir.join(name), text)?;
+        crate::outfile::write(&args.dir.join(name), text, 0o644)?;
     }
     if g.json {
         let names: Vec<&str> = pages.iter().map(|(n, _)| n.as_str()).collect();
@@ -86,26 +86,6 @@ fn add_pages(cmd: &clap::Command, name: &str, pages: &mut Vec<(String, Vec<u8>)>
     for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
         add_pages(sub, &format!("{name}-{}", sub.get_name()), pages)?;
     }
-    Ok(())
-}
-
-/// Writes `path` through a temporary file in the same directory and a rename, so a reader never
-/// sees half a page; refuses to replace anything but a regular file.
-fn write_replacing(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Ok(m) = std::fs::symlink_metadata(path) {
-        anyhow::ensure!(
-            m.file_type().is_file(),
-            "{}: exists and is not a regular file; remove it or choose another directory",
-            path.display()
-        );
-    }
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    tmp.write_all(bytes)
-        .with_context(|| format!("writing {}", path.display()))?;
-    tmp.persist(path)
-        .with_context(|| format!("renaming into {}", path.display()))?;
     Ok(())
 }
 

@@ -23,7 +23,8 @@ pub struct Args {
     /// The private key (PKCS#8 PEM from `nodeimg keygen` or `openssl genpkey`).
     #[arg(long, value_name = "KEY")]
     pub key: PathBuf,
-    /// Where to write the bundle [default: manifest.sigstore.json next to MANIFEST].
+    /// Where to write the bundle [default: manifest.sigstore.json next to MANIFEST]; `-` for
+    /// stdout (the summary then goes to stderr). A device or FIFO is written to, not replaced.
     #[arg(short, long, value_name = "BUNDLE")]
     pub output: Option<PathBuf>,
 }
@@ -38,8 +39,17 @@ pub fn run(a: Args, g: Globals) -> anyhow::Result<ExitCode> {
         std::fs::read(&a.manifest).with_context(|| format!("reading {}", a.manifest.display()))?;
     let bundle = signing::sign_manifest_bytes(&manifest, &key)
         .with_context(|| format!("signing {}", a.manifest.display()))?;
-    signing::write_atomic(&out, &bundle)?;
+    crate::outfile::write(&out, &bundle, 0o644)?;
     let public = key.verifying_key();
+    // With `-o -` stdout carries the bundle: the summary goes to stderr.
+    let to_stdout = out.as_os_str() == "-";
+    let say = |text: String| {
+        if to_stdout {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
+    };
     if g.json {
         let v = json!({
             "manifest": a.manifest,
@@ -47,15 +57,15 @@ pub fn run(a: Args, g: Globals) -> anyhow::Result<ExitCode> {
             "algorithm": public.algorithm().name(),
             "hint": public.hint(),
         });
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        say(serde_json::to_string_pretty(&v)?);
     } else {
-        println!(
+        say(format!(
             "signed {} → {} ({} key, hint {})",
             a.manifest.display(),
             out.display(),
             public.algorithm(),
             public.hint()
-        );
+        ));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -3,9 +3,17 @@
 //!
 //! A build killed with SIGKILL cannot clean up, so each build holds an exclusive `flock` on its
 //! staging directory, and the next build in `DIR` removes every `.nodeimg-staging-*` whose lock
-//! it can take (its owner is gone; a concurrent build's stays). `SHA256SUMS` is removed before
-//! the new files are renamed in and written last, so when it exists it lists the files beside
-//! it — a build killed between two renames leaves no `SHA256SUMS` that lies.
+//! it can take (its owner is gone; a concurrent build's stays).
+//!
+//! Builds sharing `DIR` serialize on an exclusive `flock` of `DIR` itself for the two moments
+//! they touch it: creating + locking their staging directory (so no other build's stale-staging
+//! cleanup runs in between), and the commit. The commit replaces the whole set of outputs:
+//! `SHA256SUMS` goes first, every output of an earlier build (`OUTPUTS`, also ones this build does
+//! not produce, like a stale `manifest.sigstore.json`) is moved aside into the staging directory,
+//! the new files are renamed in, `SHA256SUMS` last. If a rename fails, the new files are moved
+//! back out and the earlier ones restored. So `DIR` holds one build's outputs, never a mix, and
+//! when `SHA256SUMS` exists it lists the files beside it (also after a kill mid-commit, which
+//! leaves no `SHA256SUMS`).
 
 use std::fs::File;
 use std::io::Read;
@@ -25,6 +33,32 @@ pub struct Staging {
 }
 
 const PREFIX: &str = ".nodeimg-staging-";
+
+/// Every file name a build may put into the output directory (SHA256SUMS last). A commit
+/// removes those of an earlier build that it does not replace; nothing else in DIR is touched.
+pub const OUTPUTS: &[&str] = &[
+    "disk.raw",
+    "uki.efi",
+    "manifest.json",
+    "manifest.sigstore.json",
+    "SHA256SUMS",
+];
+
+/// Waits for and takes an exclusive `flock` on the directory `dir` (released when dropped).
+fn lock_dir_wait(dir: &Path) -> Result<File> {
+    use std::os::fd::AsRawFd;
+    let f = File::open(dir).with_context(|| format!("opening {}", dir.display()))?;
+    loop {
+        // SAFETY: flock on a descriptor we own; no memory is passed.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0 {
+            return Ok(f);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e).with_context(|| format!("locking {}", dir.display()));
+        }
+    }
+}
 
 /// Opens `dir` and takes an exclusive `flock` on it; `Ok(None)` if another process holds it.
 fn lock_dir(dir: &Path) -> std::io::Result<Option<File>> {
@@ -79,10 +113,13 @@ impl Staging {
         let created_out_dir = !out_dir.exists();
         std::fs::create_dir_all(out_dir)
             .with_context(|| format!("creating output directory {}", out_dir.display()))?;
-        if !created_out_dir {
+        // Held until the new staging directory is locked: no cleanup can take it in between.
+        let dir_lock = lock_dir_wait(out_dir);
+        if !created_out_dir && dir_lock.is_ok() {
             remove_stale(out_dir);
         }
-        let dir = tempfile::Builder::new()
+        let dir = dir_lock.and_then(|_held| {
+            tempfile::Builder::new()
             .prefix(PREFIX)
             .tempdir_in(out_dir)
             .with_context(|| format!("creating a staging directory in {}", out_dir.display()))
@@ -91,7 +128,8 @@ impl Staging {
                     .with_context(|| format!("locking {}", d.path().display()))?
                     .context("a fresh staging directory is locked by another process")?;
                 Ok((d, lock))
-            });
+            })
+        });
         match dir {
             Ok((d, lock)) => Ok(Staging {
                 out_dir: out_dir.to_path_buf(),
@@ -135,24 +173,74 @@ impl Staging {
         Ok(sha256_hex(text.as_bytes()))
     }
 
-    /// Writes `SHA256SUMS` from the given (name, sha256 hex) pairs, then renames each file
-    /// (and SHA256SUMS, last) into the output directory.
+    /// Writes `SHA256SUMS` from the given (name, sha256 hex) pairs, then replaces the outputs
+    /// in the output directory with these files (see the module doc), all or nothing.
     pub fn commit(mut self, files: &[(&str, &str)]) -> Result<()> {
         let mut sorted = files.to_vec();
         sorted.sort_unstable();
         let sums: String = sorted.iter().map(|(n, h)| format!("{h}  {n}\n")).collect();
         std::fs::write(self.path("SHA256SUMS"), sums)?;
-        let old_sums = self.out_dir.join("SHA256SUMS");
-        match std::fs::remove_file(&old_sums) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(e).with_context(|| format!("removing {}", old_sums.display()))
-            }
-            _ => {}
-        }
-        for n in files.iter().map(|(n, _)| n).chain(&["SHA256SUMS"]) {
+        let _held = lock_dir_wait(&self.out_dir)?;
+        let new: Vec<&str> = files
+            .iter()
+            .map(|(n, _)| *n)
+            .chain(["SHA256SUMS"])
+            .collect();
+        // Refuse before changing anything: a directory (or anything but a file or symlink)
+        // under an output's name.
+        for n in OUTPUTS.iter().chain(&new) {
             let to = self.out_dir.join(n);
-            std::fs::rename(self.path(n), &to)
-                .with_context(|| format!("moving {n} into {}", self.out_dir.display()))?;
+            if let Ok(m) = std::fs::symlink_metadata(&to) {
+                let t = m.file_type();
+                anyhow::ensure!(
+                    t.is_file() || t.is_symlink(),
+                    "{} exists and is not a file; remove it (outputs are replaced, never merged into)",
+                    to.display()
+                );
+            }
+        }
+        let aside = self.path("previous-outputs");
+        std::fs::create_dir(&aside)?;
+        let mut moved_aside: Vec<&str> = Vec::new();
+        let mut moved_in: Vec<&str> = Vec::new();
+        let result = (|| -> Result<()> {
+            // SHA256SUMS first: while the set changes, no SHA256SUMS describes it.
+            for n in ["SHA256SUMS"].iter().chain(OUTPUTS) {
+                if moved_aside.contains(n) {
+                    continue;
+                }
+                let from = self.out_dir.join(n);
+                match std::fs::rename(&from, aside.join(n)) {
+                    Ok(()) => moved_aside.push(n),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("moving the earlier {} aside", from.display()))
+                    }
+                }
+            }
+            for n in &new {
+                let to = self.out_dir.join(n);
+                std::fs::rename(self.path(n), &to)
+                    .with_context(|| format!("moving {n} into {}", self.out_dir.display()))?;
+                moved_in.push(n);
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            // Back to the earlier build's outputs.
+            for n in moved_in.iter().rev() {
+                let _ = std::fs::rename(self.out_dir.join(n), self.path(n));
+            }
+            let mut lost = Vec::new();
+            for n in &moved_aside {
+                if std::fs::rename(aside.join(n), self.out_dir.join(n)).is_err() {
+                    lost.push(*n);
+                }
+            }
+            if !lost.is_empty() {
+                tracing::error!(files = ?lost, "could not restore the earlier outputs");
+            }
+            return Err(e);
         }
         self.created_out_dir = false;
         drop(self.dir.take());
@@ -211,4 +299,102 @@ pub fn artifact(path: &Path) -> Result<Artifact> {
         sha256: hex::encode(sha256_file(path)?),
         size: std::fs::metadata(path)?.len(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn stage(out: &Path, files: &[(&str, &str)]) -> Staging {
+        let s = Staging::new(out).unwrap();
+        for (n, text) in files {
+            std::fs::write(s.path(n), text).unwrap();
+        }
+        s
+    }
+
+    fn earlier_build(out: &Path) {
+        std::fs::create_dir_all(out).unwrap();
+        for n in OUTPUTS {
+            std::fs::write(out.join(n), format!("old {n}")).unwrap();
+        }
+    }
+
+    fn names(out: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_commit_replaces_the_whole_set_and_keeps_other_files() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        earlier_build(&out);
+        std::fs::write(out.join("notes.txt"), "mine").unwrap();
+        let s = stage(&out, &[("disk.raw", "new disk"), ("uki.efi", "new uki")]);
+        s.commit(&[("disk.raw", "aa"), ("uki.efi", "bb")]).unwrap();
+        // The earlier bundle and manifest no longer match: gone. The user's file stays.
+        assert_eq!(names(&out), ["SHA256SUMS", "disk.raw", "notes.txt", "uki.efi"]);
+        assert_eq!(std::fs::read_to_string(out.join("disk.raw")).unwrap(), "new disk");
+        assert_eq!(
+            std::fs::read_to_string(out.join("SHA256SUMS")).unwrap(),
+            "aa  disk.raw\nbb  uki.efi\n"
+        );
+    }
+
+    #[test]
+    fn a_failed_commit_leaves_the_earlier_outputs() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        earlier_build(&out);
+        // uki.efi is listed but was never written: its rename fails after disk.raw's.
+        let s = stage(&out, &[("disk.raw", "new disk")]);
+        let e = s.commit(&[("disk.raw", "aa"), ("uki.efi", "bb")]).unwrap_err();
+        assert!(format!("{e:#}").contains("moving uki.efi"), "{e:#}");
+        assert_eq!(names(&out).len(), OUTPUTS.len(), "{:?}", names(&out));
+        for n in OUTPUTS {
+            assert_eq!(std::fs::read_to_string(out.join(n)).unwrap(), format!("old {n}"));
+        }
+    }
+
+    #[test]
+    fn a_directory_under_an_output_name_is_refused_before_any_change() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        earlier_build(&out);
+        std::fs::remove_file(out.join("manifest.sigstore.json")).unwrap();
+        std::fs::create_dir(out.join("manifest.sigstore.json")).unwrap();
+        let s = stage(&out, &[("disk.raw", "new disk")]);
+        let e = s.commit(&[("disk.raw", "aa")]).unwrap_err();
+        assert!(format!("{e:#}").contains("manifest.sigstore.json exists and is not a file"), "{e:#}");
+        assert_eq!(std::fs::read_to_string(out.join("disk.raw")).unwrap(), "old disk.raw");
+        assert!(out.join("SHA256SUMS").is_file());
+    }
+
+    #[test]
+    fn commits_and_staging_creation_wait_for_the_output_directory_lock() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        earlier_build(&out);
+        let s = stage(&out, &[("disk.raw", "new disk")]);
+        // Another build's commit (or staging creation) in progress.
+        let held = lock_dir_wait(&out).unwrap();
+        let (o1, o2) = (out.clone(), out.clone());
+        let commit = std::thread::spawn(move || s.commit(&[("disk.raw", "aa")]));
+        let create = std::thread::spawn(move || Staging::new(&o1).map(|_| ()));
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(std::fs::read_to_string(o2.join("disk.raw")).unwrap(), "old disk.raw");
+        let staging_dirs = names(&o2).iter().filter(|n| n.starts_with(PREFIX)).count();
+        assert_eq!(staging_dirs, 1, "only the first build's staging dir exists while locked");
+        drop(held);
+        commit.join().unwrap().unwrap();
+        create.join().unwrap().unwrap();
+        assert_eq!(std::fs::read_to_string(out.join("disk.raw")).unwrap(), "new disk");
+        assert_eq!(std::fs::read_to_string(out.join("SHA256SUMS")).unwrap(), "aa  disk.raw\n");
+    }
 }

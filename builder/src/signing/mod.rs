@@ -86,6 +86,10 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 pub fn read_signing_key(path: &Path) -> Result<SigningKey> {
     let ctx = || format!("reading signing key {}", path.display());
     let meta = std::fs::metadata(path).with_context(ctx)?;
+    let pem = Zeroizing::new(std::fs::read(path).with_context(ctx)?);
+    let key = SigningKey::from_pkcs8_pem(&pem).with_context(ctx)?;
+    // Only once it is known to be a private key (a public key passed by mistake is an error
+    // about the key, not a warning about its mode).
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         tracing::warn!(
@@ -93,8 +97,6 @@ pub fn read_signing_key(path: &Path) -> Result<SigningKey> {
             path.display()
         );
     }
-    let pem = Zeroizing::new(std::fs::read(path).with_context(ctx)?);
-    let key = SigningKey::from_pkcs8_pem(&pem).with_context(ctx)?;
     tracing::debug!(key = %path.display(), algorithm = %key.algorithm(),
         hint = %key.verifying_key().hint(), "loaded signing key");
     Ok(key)
@@ -149,22 +151,6 @@ pub fn sign_file_to(manifest: &Path, bundle: &Path, key: &SigningKey) -> Result<
     tracing::info!(algorithm = %key.algorithm(), hint = %key.verifying_key().hint(),
         "signed the manifest");
     Ok(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&signed)))
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    tmp.write_all(bytes)?;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    tmp.persist(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
 }
 
 #[cfg(test)]

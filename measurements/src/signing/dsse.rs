@@ -69,11 +69,11 @@ impl Envelope {
         let payload = decode("dsseEnvelope.payload", &self.payload)?;
         let sig = decode("dsseEnvelope.signatures[0].sig", &signature.sig)?;
         key.verify(&pae(&self.payload_type, &payload), &sig)
-            .map_err(|source| Error::Signature {
+            .map_err(|cause| Error::Signature {
                 over: "the DSSE envelope (PAE of payloadType and payload)",
                 algorithm: key.algorithm(),
                 hint: key.hint(),
-                source,
+                cause,
             })?;
         Ok(payload)
     }

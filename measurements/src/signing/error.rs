@@ -59,13 +59,14 @@ pub enum Error {
     #[error("the bundle's key hint {bundle} is not the pinned key's {pinned} (signed with a different key?)")]
     KeyHint { bundle: String, pinned: String },
     #[error(
-        "signature over {over} does not verify with the pinned {algorithm} key {hint}: {source}"
+        "signature over {over} does not verify with the pinned {algorithm} key {hint}: {cause}"
     )]
     Signature {
         over: &'static str,
         algorithm: crate::signing::Algorithm,
         hint: String,
-        source: crate::signing::SignatureError,
+        /// Not a `source`: the message already says it, and an error chain would repeat it.
+        cause: crate::signing::SignatureError,
     },
     #[error("messageSignature.messageDigest uses {0:?}, expected SHA2_256")]
     DigestAlgorithm(String),
@@ -92,11 +93,13 @@ pub enum Error {
     SubjectDuplicate { name: String },
     #[error("subject {name:?} (sha256:{digest}) is neither manifest.json nor an artifact of the manifest")]
     SubjectUnknown { name: String, digest: String },
-    #[error("subject {name:?}: signed sha256:{signed}, but {name} is sha256:{actual}")]
+    #[error("subject {name:?}: the statement signs sha256:{signed}, but {listed_as} sha256:{actual}")]
     SubjectDigest {
         name: String,
         signed: String,
         actual: String,
+        /// Where `actual` comes from: the manifest's own bytes, or its `artifacts` entry.
+        listed_as: String,
     },
     #[error("the statement does not list {0} among its subjects")]
     SubjectMissing(String),

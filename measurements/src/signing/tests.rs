@@ -214,7 +214,7 @@ fn signed_but_different_statements_name_what_differs() {
         (
             vec![("disk.raw", &other), ("manifest.json", &m_sha)],
             MANIFEST,
-            format!("subject \"disk.raw\": signed sha256:{other}, but disk.raw is sha256:{DISK_SHA}"),
+            format!("subject \"disk.raw\": the statement signs sha256:{other}, but the manifest lists disk.raw as sha256:{DISK_SHA}"),
         ),
         (
             vec![("disk.raw", DISK_SHA)],
@@ -257,4 +257,18 @@ fn artifact_check_names_both_digests() {
     );
     let e = check_artifact(&doc, "uki.efi", DISK_SHA).unwrap_err();
     assert_eq!(e.to_string(), "the manifest lists no artifact \"uki.efi\"");
+}
+
+#[test]
+fn a_signature_error_names_its_cause_once_in_a_chain() {
+    let e = Error::Signature {
+        over: "the DSSE envelope",
+        algorithm: Algorithm::Ed25519,
+        hint: "abc".into(),
+        cause: SignatureError::Mismatch,
+    };
+    let text = e.to_string();
+    assert_eq!(text.matches("does not verify with this key").count(), 1, "{text}");
+    // No source: a chain printer (anyhow's `{:#}`) would print the cause a second time.
+    assert!(std::error::Error::source(&e).is_none());
 }

@@ -74,11 +74,11 @@ fn check_message(m: &MessageSignature, key: &VerifyingKey, manifest: &[u8]) -> R
     }
     let sig = decode("messageSignature.signature", &m.signature)?;
     key.verify(manifest, &sig)
-        .map_err(|source| Error::Signature {
+        .map_err(|cause| Error::Signature {
             over: "manifest.json (messageSignature)",
             algorithm: key.algorithm(),
             hint: key.hint(),
-            source,
+            cause,
         })
 }
 
@@ -119,6 +119,11 @@ pub fn check_subjects(statement: &Statement, doc: &ManifestDoc) -> Result<Subjec
                 name: s.name.clone(),
                 signed: signed.clone(),
                 actual: actual.to_string(),
+                listed_as: if s.name == MANIFEST_SUBJECT {
+                    "manifest.json is".to_string()
+                } else {
+                    format!("the manifest lists {} as", s.name)
+                },
             });
         }
     }
