@@ -28,7 +28,10 @@ pub fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
         Ok(m) if m.file_type().is_file() => replace(path, bytes, mode),
         Ok(m) if m.file_type().is_symlink() => {
             let target = fs::metadata(path).with_context(|| {
-                format!("{}: a symlink whose target cannot be reached", path.display())
+                format!(
+                    "{}: a symlink whose target cannot be reached",
+                    path.display()
+                )
             })?;
             check_writable_type(path, &target.file_type())?;
             // Through the link, in place: truncate only regular files.
@@ -52,11 +55,17 @@ fn check_writable_type(path: &Path, t: &fs::FileType) -> Result<()> {
     } else {
         return Ok(());
     };
-    bail!("{} is {what}: choose a file path, or - for stdout", path.display())
+    bail!(
+        "{} is {what}: choose a file path, or - for stdout",
+        path.display()
+    )
 }
 
 fn in_place(path: &Path, bytes: &[u8], truncate: bool) -> std::io::Result<()> {
-    let mut f = OpenOptions::new().write(true).truncate(truncate).open(path)?;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .truncate(truncate)
+        .open(path)?;
     f.write_all(bytes)?;
     f.flush()
 }
@@ -98,7 +107,10 @@ mod tests {
     fn devices_and_fifos_are_written_not_replaced() {
         // /dev/null stays a character device.
         write(Path::new("/dev/null"), b"bundle", 0o644).unwrap();
-        assert!(fs::metadata("/dev/null").unwrap().file_type().is_char_device());
+        assert!(fs::metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device());
         // A FIFO gets the bytes and stays a FIFO.
         let d = tempfile::tempdir().unwrap();
         let fifo = d.path().join("pipe");
@@ -122,12 +134,18 @@ mod tests {
         let link = d.path().join("link.json");
         std::os::unix::fs::symlink(&target, &link).unwrap();
         write(&link, b"short", 0o644).unwrap();
-        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
         assert_eq!(fs::read(&target).unwrap(), b"short");
         let dangling = d.path().join("dangling");
         std::os::unix::fs::symlink(d.path().join("nowhere/x"), &dangling).unwrap();
         let e = write(&dangling, b"x", 0o644).unwrap_err();
-        assert!(format!("{e:#}").contains("target cannot be reached"), "{e:#}");
+        assert!(
+            format!("{e:#}").contains("target cannot be reached"),
+            "{e:#}"
+        );
     }
 
     #[test]

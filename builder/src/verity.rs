@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
@@ -51,48 +51,169 @@ pub fn format(data: Region<'_>, out: &mut impl Write, p: &Params) -> Result<Info
     Ok(info)
 }
 
-/// Recomputes the tree for `data` with the parameters in `hash`'s superblock and checks it
-/// equals the stored tree and that the root hash is `root_hash`.
+/// Checks `hash` (superblock + tree) against `data` and `root_hash`, in memory independent of
+/// the sizes involved: every stored level-0 digest against its data block (segment by segment,
+/// in parallel), every stored digest of a higher level against the stored block below it, the
+/// zero padding at the end of each level, and the root against the top block. Every size read
+/// from the superblock is checked arithmetic: a claim that overflows or exceeds the devices is
+/// an error, never a wrap.
 pub fn verify(data: Region<'_>, hash: Region<'_>, root_hash: &[u8]) -> Result<()> {
     let mut sb = [0u8; 512];
+    ensure!(
+        hash.len >= 512,
+        "hash device is {} bytes, too small for a superblock",
+        hash.len
+    );
     hash.file
         .read_exact_at(&mut sb, hash.offset)
         .context("reading the verity superblock")?;
     let (p, data_blocks) = parse_superblock(&sb)?;
-    let expect_len = data_blocks * u64::from(p.data_block_size);
+    let (dbs, hbs) = (u64::from(p.data_block_size), u64::from(p.hash_block_size));
+    ensure!(data_blocks > 0, "verity superblock says 0 data blocks");
+    let expect_len = data_blocks.checked_mul(dbs).with_context(|| {
+        format!(
+            "verity superblock claims {data_blocks} blocks of {dbs} bytes: more than 2^64 bytes"
+        )
+    })?;
     ensure!(
         data.len >= expect_len,
-        "data device has {} bytes, superblock says {data_blocks} blocks",
+        "data device has {} bytes, superblock says {data_blocks} blocks of {dbs} bytes",
         data.len
     );
-    let (info, tree) = compute(
-        Region {
-            len: expect_len,
-            ..data
-        },
-        &p,
-    )?;
-    ensure!(
-        info.root_hash[..] == *root_hash,
-        "root hash mismatch: data gives {}, expected {}",
-        hex::encode(info.root_hash),
-        hex::encode(root_hash)
-    );
-    let start = u64::from(p.hash_block_size);
-    ensure!(
-        hash.len >= start + tree.len() as u64,
-        "hash device is truncated"
-    );
-    let mut stored = vec![0u8; tree.len()];
-    hash.file
-        .read_exact_at(&mut stored, hash.offset + start)
-        .context("reading the stored hash tree")?;
-    if let Some(i) = stored.iter().zip(&tree).position(|(a, b)| a != b) {
-        bail!(
-            "stored hash tree differs from the data at hash-device byte {}",
-            start + i as u64
-        );
+    // Hash blocks per level, bottom (level 0) up; no level for a single data block.
+    let per = hbs / DIGEST as u64;
+    let mut counts = Vec::new();
+    let mut n = data_blocks;
+    while n > 1 {
+        n = n.div_ceil(per);
+        counts.push(n);
     }
+    let tree_blocks: u64 = counts.iter().sum();
+    let tree_end = tree_blocks
+        .checked_add(1)
+        .and_then(|b| b.checked_mul(hbs))
+        .context("verity hash tree size overflows")?;
+    ensure!(
+        hash.len >= tree_end,
+        "hash device is truncated: {} bytes, the tree for {data_blocks} data blocks needs {tree_end}",
+        hash.len
+    );
+    // Levels are stored top first, after the superblock's block.
+    let level_off =
+        |level: usize| -> u64 { hash.offset + hbs + counts[level + 1..].iter().sum::<u64>() * hbs };
+    let mut salted = Sha256::new();
+    salted.update(&p.salt);
+    let stored_at = |what: &str, at: u64, len: usize| -> Result<Vec<u8>> {
+        let mut v = vec![0u8; len];
+        hash.file
+            .read_exact_at(&mut v, at)
+            .with_context(|| format!("reading the stored {what} at byte {}", at - hash.offset))?;
+        Ok(v)
+    };
+    let differs = |at: u64| {
+        anyhow::anyhow!(
+            "stored hash tree differs from the data at hash-device byte {}",
+            at - hash.offset
+        )
+    };
+    if counts.is_empty() {
+        // One data block: its digest is the root.
+        let mut block = vec![0u8; dbs as usize];
+        data.file
+            .read_exact_at(&mut block, data.offset)
+            .context("reading the verity data device")?;
+        return check_root(&salted.chain_update(&block).finalize(), root_hash);
+    }
+    // Level 0: the data blocks, one segment per task.
+    let per_seg = (SEGMENT as u64 / dbs).max(1);
+    let segments = data_blocks.div_ceil(per_seg);
+    let file_len = data.file.metadata()?.len();
+    let base0 = level_off(0);
+    (0..segments)
+        .into_par_iter()
+        .try_for_each(|seg| -> Result<()> {
+            let first = seg * per_seg;
+            let k = per_seg.min(data_blocks - first);
+            let at = data.offset + first * dbs;
+            let len = (k * dbs) as usize;
+            let stored = stored_at(
+                "level-0 digests",
+                base0 + first * DIGEST as u64,
+                k as usize * DIGEST,
+            )?;
+            let check = |bytes: &[u8]| -> Result<()> {
+                for (i, (block, want)) in bytes
+                    .chunks(dbs as usize)
+                    .zip(stored.chunks(DIGEST))
+                    .enumerate()
+                {
+                    if salted.clone().chain_update(block).finalize()[..] != *want {
+                        return Err(differs(base0 + (first + i as u64) * DIGEST as u64));
+                    }
+                }
+                Ok(())
+            };
+            if let Some(map) = crate::mmap::Mapping::new(data.file, file_len, at, len) {
+                return check(map.bytes());
+            }
+            let mut buf = vec![0u8; len];
+            data.file.read_exact_at(&mut buf, at).with_context(|| {
+                format!(
+                    "reading the verity data device at byte {}",
+                    at - data.offset
+                )
+            })?;
+            check(&buf)
+        })?;
+    // Each level's padding, and each stored block against the digest one level up.
+    let mut entries = data_blocks;
+    for (level, &blocks) in counts.iter().enumerate() {
+        let off = level_off(level);
+        let used = entries * DIGEST as u64;
+        let pad = stored_at(
+            "hash-level padding",
+            off + used,
+            (blocks * hbs - used) as usize,
+        )?;
+        if let Some(i) = pad.iter().position(|&b| b != 0) {
+            return Err(differs(off + used + i as u64));
+        }
+        if blocks == 1 {
+            let top = stored_at("top hash block", off, hbs as usize)?;
+            return check_root(&salted.chain_update(&top).finalize(), root_hash);
+        }
+        let up = level_off(level + 1);
+        const BATCH: u64 = 256;
+        for first in (0..blocks).step_by(BATCH as usize) {
+            let k = BATCH.min(blocks - first);
+            let below = stored_at("hash blocks", off + first * hbs, (k * hbs) as usize)?;
+            let want = stored_at(
+                "hash digests",
+                up + first * DIGEST as u64,
+                k as usize * DIGEST,
+            )?;
+            for (i, (b, w)) in below
+                .chunks(hbs as usize)
+                .zip(want.chunks(DIGEST))
+                .enumerate()
+            {
+                if salted.clone().chain_update(b).finalize()[..] != *w {
+                    return Err(differs(up + (first + i as u64) * DIGEST as u64));
+                }
+            }
+        }
+        entries = blocks;
+    }
+    unreachable!("the last level has one block")
+}
+
+fn check_root(got: &[u8], want: &[u8]) -> Result<()> {
+    ensure!(
+        got == want,
+        "root hash mismatch: data gives {}, expected {}",
+        hex::encode(got),
+        hex::encode(want)
+    );
     Ok(())
 }
 
@@ -297,28 +418,113 @@ mod tests {
         }
     }
 
-    #[test]
-    fn verify_accepts_own_output_and_names_a_flipped_byte() {
-        let data: Vec<u8> = (0..300 * 4096u32).map(|i| (i % 251) as u8).collect();
+    /// Data and its formatted hash device as two temp files.
+    fn formatted(data: &[u8], p: &Params) -> (File, File, Info, u64) {
         let mut df = tempfile::tempfile().unwrap();
-        df.write_all(&data).unwrap();
-        let (info, hash) = run(&data);
-        let mut hf = tempfile::tempfile().unwrap();
-        hf.write_all(&hash).unwrap();
-        let d = Region {
+        df.write_all(data).unwrap();
+        let mut hash = Vec::new();
+        let region = Region {
             file: &df,
             offset: 0,
             len: data.len() as u64,
         };
-        let h = Region {
-            file: &hf,
+        let info = format(region, &mut hash, p).unwrap();
+        let mut hf = tempfile::tempfile().unwrap();
+        hf.write_all(&hash).unwrap();
+        (df, hf, info, hash.len() as u64)
+    }
+
+    fn check(df: &File, dlen: u64, hf: &File, hlen: u64, root: &[u8]) -> Result<()> {
+        let d = Region {
+            file: df,
             offset: 0,
-            len: hash.len() as u64,
+            len: dlen,
         };
-        verify(d, h, &info.root_hash).unwrap();
+        let h = Region {
+            file: hf,
+            offset: 0,
+            len: hlen,
+        };
+        verify(d, h, root)
+    }
+
+    #[test]
+    fn verify_accepts_own_output_for_every_tree_shape() {
+        for (blocks, dbs) in [
+            (1u64, 4096u32),
+            (2, 4096),
+            (128, 4096),
+            (129, 4096),
+            (389, 4096),
+            (3000, 512),
+        ] {
+            let p = Params {
+                data_block_size: dbs,
+                ..params()
+            };
+            let data: Vec<u8> = (0..blocks * u64::from(dbs))
+                .map(|i| (i % 251) as u8)
+                .collect();
+            let (df, hf, info, hlen) = formatted(&data, &p);
+            check(&df, data.len() as u64, &hf, hlen, &info.root_hash)
+                .unwrap_or_else(|e| panic!("{blocks} blocks of {dbs}: {e:#}"));
+            let e = check(&df, data.len() as u64, &hf, hlen, &[0; 32]).unwrap_err();
+            assert!(e.to_string().contains("root hash mismatch"), "{e}");
+        }
+    }
+
+    #[test]
+    fn verify_names_a_flipped_data_tree_or_padding_byte() {
+        // 300 blocks: level 0 = 3 hash blocks at 8192.., level 1 = 1 block at 4096.
+        let data: Vec<u8> = (0..300 * 4096u32).map(|i| (i % 251) as u8).collect();
+        let (df, hf, info, hlen) = formatted(&data, &params());
+        let dlen = data.len() as u64;
         df.write_all_at(&[1], 5000).unwrap();
-        let e = verify(d, h, &info.root_hash).unwrap_err().to_string();
-        assert!(e.contains("root hash mismatch"), "{e}");
+        let e = check(&df, dlen, &hf, hlen, &info.root_hash)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("differs from the data at hash-device byte 8224"),
+            "{e}"
+        );
+        df.write_all_at(&data[5000..5001], 5000).unwrap();
+        // A level-0 hash block edited consistently with nothing: level 1 names it.
+        hf.write_all_at(&[0xaa], 8192 + 4096 + 7).unwrap();
+        let e = check(&df, dlen, &hf, hlen, &info.root_hash)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("hash-device byte"), "{e}");
+        hf.write_all_at(&[0], 8192 + 4096 + 7).unwrap();
+        // A byte in level 0's padding (300 digests end at 8192 + 9600).
+        let (df, hf, info, hlen) = formatted(&data, &params());
+        hf.write_all_at(&[1], 8192 + 9600 + 5).unwrap();
+        let e = check(&df, dlen, &hf, hlen, &info.root_hash)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("hash-device byte 17797"), "{e}");
+    }
+
+    #[test]
+    fn a_superblock_claiming_wrapping_or_huge_sizes_is_refused() {
+        let data: Vec<u8> = (0..16 * 4096u32).map(|i| (i % 241) as u8).collect();
+        let (df, hf, info, hlen) = formatted(&data, &params());
+        let dlen = data.len() as u64;
+        // data_blocks + 2^52: times 4096 it wraps to the true size.
+        hf.write_all_at(&(16u64 + (1 << 52)).to_le_bytes(), 72)
+            .unwrap();
+        let e = check(&df, dlen, &hf, hlen, &info.root_hash)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("more than 2^64 bytes"), "{e}");
+        // 2^40 blocks: no wrap, more than the device holds.
+        hf.write_all_at(&(1u64 << 40).to_le_bytes(), 72).unwrap();
+        let e = check(&df, dlen, &hf, hlen, &info.root_hash)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("data device has"), "{e}");
+        // Fewer blocks than the data: the tree the superblock implies is not the stored one.
+        hf.write_all_at(&8u64.to_le_bytes(), 72).unwrap();
+        assert!(check(&df, dlen, &hf, hlen, &info.root_hash).is_err());
     }
 
     #[test]

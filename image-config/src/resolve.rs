@@ -7,6 +7,9 @@ use crate::{ConfigError, Env};
 
 /// Initrd modules loaded when `kernel.modules` is not set (plus `overlay` for
 /// `root.mode = "volatile-overlay"`): virtio disks, dm-verity and erofs.
+/// The vCPU counts an SEV-SNP launch digest is computed for (config and `measure snp` alike).
+pub const SNP_VCPUS: std::ops::RangeInclusive<u32> = 1..=512;
+
 pub const DEFAULT_MODULES: &[&str] = &["virtio_pci", "virtio_blk", "dm-verity", "erofs"];
 
 /// The validated, immutable configuration the builder works from.
@@ -506,7 +509,7 @@ fn resolve_measurements(
         }
     };
     if let Some(s) = &snp {
-        if s.vcpus.is_empty() || s.vcpus.iter().any(|&v| v == 0 || v > 512) {
+        if s.vcpus.is_empty() || s.vcpus.iter().any(|v| !SNP_VCPUS.contains(v)) {
             return Err(ConfigError::new(
                 file,
                 "measurements.snp.vcpus",

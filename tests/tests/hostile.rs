@@ -62,6 +62,14 @@ const TABLE: &[(&str, &str, &str)] = &[
         "ovmf",
         "OVMF footer table entry length",
     ),
+    (
+        "tdx_sections_cover_terabytes",
+        "ovmf",
+        "cover more than 4 GiB of guest memory",
+    ),
+    ("verity_data_blocks_wrap", "disk", "more than 2^64 bytes"),
+    ("eventlog_64mib", "eventlog", "larger than 4194304 bytes"),
+    ("snp_vcpus_out_of_range", "cli", "is not in 1..=512"),
 ];
 
 fn expected(case: &str) -> &'static str {
@@ -703,6 +711,155 @@ fn ovmf_cyclic_guid_table() {
             ],
         );
         assert_refused(&s, "ovmf_cyclic_guid_table", code, &err);
+    }
+}
+
+/// 64 KiB of firmware whose TDVF metadata lists 1500 TEMP_MEM sections of 4 GiB each: 6 TiB
+/// of pages, a 128-byte MRTD record per 4 KiB page (hours of hashing without a bound).
+fn tdx_huge_sections() -> Vec<u8> {
+    const FOOTER: [u8; 16] = [
+        0xde, 0x82, 0xb5, 0x96, 0xb2, 0x1f, 0xf7, 0x45, 0xba, 0xea, 0xa3, 0x66, 0xc5, 0x5a, 0x08,
+        0x2d,
+    ];
+    // e47a6535-984a-4798-865e-4685a7bf8ec2 as stored.
+    const TDX: [u8; 16] = [
+        0x35, 0x65, 0x7a, 0xe4, 0x4a, 0x98, 0x98, 0x47, 0x86, 0x5e, 0x46, 0x85, 0xa7, 0xbf, 0x8e,
+        0xc2,
+    ];
+    const SECTIONS: usize = 1500;
+    let mut fw = vec![0xffu8; 64 * 1024];
+    let len = fw.len();
+    let desc = 0x1000;
+    fw[desc..desc + 4].copy_from_slice(b"TDVF");
+    fw[desc + 4..desc + 8].copy_from_slice(&((16 + 32 * SECTIONS) as u32).to_le_bytes());
+    fw[desc + 8..desc + 12].copy_from_slice(&1u32.to_le_bytes());
+    fw[desc + 12..desc + 16].copy_from_slice(&(SECTIONS as u32).to_le_bytes());
+    for i in 0..SECTIONS {
+        let e = desc + 16 + 32 * i;
+        fw[e..e + 8].copy_from_slice(&[0; 8]); // DataOffset, RawDataSize
+        fw[e + 8..e + 16].copy_from_slice(&((i as u64) << 32).to_le_bytes());
+        fw[e + 16..e + 24].copy_from_slice(&(1u64 << 32).to_le_bytes());
+        fw[e + 24..e + 28].copy_from_slice(&3u32.to_le_bytes()); // TEMP_MEM
+        fw[e + 28..e + 32].copy_from_slice(&0u32.to_le_bytes());
+    }
+    // Footer table: one entry (u32 offset of the descriptor from the end), then the footer.
+    let footer = len - 0x20 - 18;
+    fw[footer..footer + 2].copy_from_slice(&(18u16 + 22).to_le_bytes());
+    fw[footer + 2..footer + 18].copy_from_slice(&FOOTER);
+    let entry = footer - 18;
+    fw[entry..entry + 2].copy_from_slice(&22u16.to_le_bytes());
+    fw[entry + 2..entry + 18].copy_from_slice(&TDX);
+    fw[entry - 4..entry].copy_from_slice(&((len - desc) as u32).to_le_bytes());
+    fw
+}
+
+#[test]
+fn tdx_sections_cover_terabytes() {
+    let s = Scratch::new();
+    let fw = s.path("OVMF.fd");
+    std::fs::write(&fw, tdx_huge_sections()).unwrap();
+    let f = fw.to_str().unwrap();
+    for two_pass in [false, true] {
+        let mut args = vec!["measure", "tdx", "--ovmf", f];
+        if two_pass {
+            args.push("--two-pass");
+        }
+        let (code, err) = run_bounded(&s, &args);
+        assert_refused(&s, "tdx_sections_cover_terabytes", code, &err);
+    }
+}
+
+/// Offset of the verity superblock in a fixture disk.
+fn verity_superblock(disk: &[u8]) -> usize {
+    disk.windows(16)
+        .position(|w| w == b"verity\0\0\x01\0\0\0\x01\0\0\0")
+        .expect("verity superblock")
+}
+
+#[test]
+fn verity_data_blocks_wrap() {
+    // data_blocks + 2^52: times the 4096-byte block size it wraps to the true size, so a
+    // wrapping multiplication would "verify" a disk nodeimg-init refuses to boot.
+    let s = Scratch::new();
+    let Some((good, _)) = fixture_disk(&s) else {
+        return;
+    };
+    let mut d = std::fs::read(&good).unwrap();
+    let sb = verity_superblock(&d);
+    let blocks = u64::from_le_bytes(d[sb + 72..sb + 80].try_into().unwrap());
+    d[sb + 72..sb + 80].copy_from_slice(&(blocks + (1 << 52)).to_le_bytes());
+    let bad = s.path("bad.raw");
+    std::fs::write(&bad, d).unwrap();
+    let (code, out) = run_bounded(&s, &["inspect", bad.to_str().unwrap()]);
+    assert_eq!(
+        code,
+        Some(1),
+        "inspect approved a wrapping data-block count:\n{out}"
+    );
+    assert!(out.contains(expected("verity_data_blocks_wrap")), "{out}");
+    assert!(!out.contains("panicked"), "{out}");
+}
+
+#[test]
+fn eventlog_64mib() {
+    // A signed fixture manifest and a 64 MiB "event log": refused by size, not parsed.
+    let Some(tar) = fixture_tar() else { return };
+    let s = Scratch::new();
+    let key = s.path("k");
+    assert_ok(
+        &run_nodeimg(&["keygen", "-o", key.to_str().unwrap()]),
+        "keygen",
+    );
+    let cfg = fixture_config(
+        s.dir.path(),
+        &tar,
+        &format!("\n[signing]\nkey = \"{}\"\n", key.display()),
+    );
+    let img = s.path("img");
+    assert_ok(
+        &run_nodeimg(&["build", cfg.to_str().unwrap(), "-o", img.to_str().unwrap()]),
+        "signed fixture build",
+    );
+    let log = s.path("log.bin");
+    std::fs::File::create(&log)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let (code, out) = run_bounded(
+        &s,
+        &[
+            "verify",
+            img.join("manifest.json").to_str().unwrap(),
+            "--key",
+            &format!("{}.pub", key.display()),
+            "--event-log",
+            log.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains(expected("eventlog_64mib")), "{out}");
+    assert!(!out.contains("panicked"), "{out}");
+}
+
+#[test]
+fn snp_vcpus_out_of_range() {
+    let s = Scratch::new();
+    for n in ["0", "513", "4294967295"] {
+        let (code, out) = run_bounded(
+            &s,
+            &[
+                "measure",
+                "snp",
+                "--ovmf",
+                "/nonexistent",
+                "--vcpus",
+                n,
+                "--vcpu-type",
+                "EPYC-v4",
+            ],
+        );
+        assert_eq!(code, Some(2), "--vcpus {n} is a usage error:\n{out}");
+        assert!(out.contains(expected("snp_vcpus_out_of_range")), "{out}");
     }
 }
 

@@ -370,7 +370,11 @@ fn tampered_manifest_or_disk_and_other_keys_fail() {
     std::fs::write(s.path("manifest.json"), flip_at(&manifest, at)).unwrap();
     let (ok, r) = s.verify("manifest.sigstore.json", "key.pub", &[]);
     assert!(!ok);
-    assert_failed(&r, "subjects", "subject \"manifest.json\": signed sha256:");
+    assert_failed(
+        &r,
+        "subjects",
+        "subject \"manifest.json\": the statement signs sha256:",
+    );
     assert_failed(
         &r,
         "predicate",

@@ -36,7 +36,7 @@ pub fn run(a: Args, g: Globals) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| signing::default_bundle_path(&a.manifest));
     let key = signing::read_signing_key(&a.key)?;
     let manifest =
-        std::fs::read(&a.manifest).with_context(|| format!("reading {}", a.manifest.display()))?;
+        crate::infile::read_capped(&a.manifest, crate::infile::MANIFEST_MAX, "manifest")?;
     let bundle = signing::sign_manifest_bytes(&manifest, &key)
         .with_context(|| format!("signing {}", a.manifest.display()))?;
     crate::outfile::write(&out, &bundle, 0o644)?;

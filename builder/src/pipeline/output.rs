@@ -120,15 +120,15 @@ impl Staging {
         }
         let dir = dir_lock.and_then(|_held| {
             tempfile::Builder::new()
-            .prefix(PREFIX)
-            .tempdir_in(out_dir)
-            .with_context(|| format!("creating a staging directory in {}", out_dir.display()))
-            .and_then(|d| {
-                let lock = lock_dir(d.path())
-                    .with_context(|| format!("locking {}", d.path().display()))?
-                    .context("a fresh staging directory is locked by another process")?;
-                Ok((d, lock))
-            })
+                .prefix(PREFIX)
+                .tempdir_in(out_dir)
+                .with_context(|| format!("creating a staging directory in {}", out_dir.display()))
+                .and_then(|d| {
+                    let lock = lock_dir(d.path())
+                        .with_context(|| format!("locking {}", d.path().display()))?
+                        .context("a fresh staging directory is locked by another process")?;
+                    Ok((d, lock))
+                })
         });
         match dir {
             Ok((d, lock)) => Ok(Staging {
@@ -214,7 +214,9 @@ impl Staging {
                     Ok(()) => moved_aside.push(n),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => {
-                        return Err(e).with_context(|| format!("moving the earlier {} aside", from.display()))
+                        return Err(e).with_context(|| {
+                            format!("moving the earlier {} aside", from.display())
+                        })
                     }
                 }
             }
@@ -339,8 +341,14 @@ mod tests {
         let s = stage(&out, &[("disk.raw", "new disk"), ("uki.efi", "new uki")]);
         s.commit(&[("disk.raw", "aa"), ("uki.efi", "bb")]).unwrap();
         // The earlier bundle and manifest no longer match: gone. The user's file stays.
-        assert_eq!(names(&out), ["SHA256SUMS", "disk.raw", "notes.txt", "uki.efi"]);
-        assert_eq!(std::fs::read_to_string(out.join("disk.raw")).unwrap(), "new disk");
+        assert_eq!(
+            names(&out),
+            ["SHA256SUMS", "disk.raw", "notes.txt", "uki.efi"]
+        );
+        assert_eq!(
+            std::fs::read_to_string(out.join("disk.raw")).unwrap(),
+            "new disk"
+        );
         assert_eq!(
             std::fs::read_to_string(out.join("SHA256SUMS")).unwrap(),
             "aa  disk.raw\nbb  uki.efi\n"
@@ -354,11 +362,16 @@ mod tests {
         earlier_build(&out);
         // uki.efi is listed but was never written: its rename fails after disk.raw's.
         let s = stage(&out, &[("disk.raw", "new disk")]);
-        let e = s.commit(&[("disk.raw", "aa"), ("uki.efi", "bb")]).unwrap_err();
+        let e = s
+            .commit(&[("disk.raw", "aa"), ("uki.efi", "bb")])
+            .unwrap_err();
         assert!(format!("{e:#}").contains("moving uki.efi"), "{e:#}");
         assert_eq!(names(&out).len(), OUTPUTS.len(), "{:?}", names(&out));
         for n in OUTPUTS {
-            assert_eq!(std::fs::read_to_string(out.join(n)).unwrap(), format!("old {n}"));
+            assert_eq!(
+                std::fs::read_to_string(out.join(n)).unwrap(),
+                format!("old {n}")
+            );
         }
     }
 
@@ -371,8 +384,14 @@ mod tests {
         std::fs::create_dir(out.join("manifest.sigstore.json")).unwrap();
         let s = stage(&out, &[("disk.raw", "new disk")]);
         let e = s.commit(&[("disk.raw", "aa")]).unwrap_err();
-        assert!(format!("{e:#}").contains("manifest.sigstore.json exists and is not a file"), "{e:#}");
-        assert_eq!(std::fs::read_to_string(out.join("disk.raw")).unwrap(), "old disk.raw");
+        assert!(
+            format!("{e:#}").contains("manifest.sigstore.json exists and is not a file"),
+            "{e:#}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(out.join("disk.raw")).unwrap(),
+            "old disk.raw"
+        );
         assert!(out.join("SHA256SUMS").is_file());
     }
 
@@ -388,13 +407,25 @@ mod tests {
         let commit = std::thread::spawn(move || s.commit(&[("disk.raw", "aa")]));
         let create = std::thread::spawn(move || Staging::new(&o1).map(|_| ()));
         std::thread::sleep(Duration::from_millis(300));
-        assert_eq!(std::fs::read_to_string(o2.join("disk.raw")).unwrap(), "old disk.raw");
+        assert_eq!(
+            std::fs::read_to_string(o2.join("disk.raw")).unwrap(),
+            "old disk.raw"
+        );
         let staging_dirs = names(&o2).iter().filter(|n| n.starts_with(PREFIX)).count();
-        assert_eq!(staging_dirs, 1, "only the first build's staging dir exists while locked");
+        assert_eq!(
+            staging_dirs, 1,
+            "only the first build's staging dir exists while locked"
+        );
         drop(held);
         commit.join().unwrap().unwrap();
         create.join().unwrap().unwrap();
-        assert_eq!(std::fs::read_to_string(out.join("disk.raw")).unwrap(), "new disk");
-        assert_eq!(std::fs::read_to_string(out.join("SHA256SUMS")).unwrap(), "aa  disk.raw\n");
+        assert_eq!(
+            std::fs::read_to_string(out.join("disk.raw")).unwrap(),
+            "new disk"
+        );
+        assert_eq!(
+            std::fs::read_to_string(out.join("SHA256SUMS")).unwrap(),
+            "aa  disk.raw\n"
+        );
     }
 }

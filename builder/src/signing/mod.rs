@@ -86,7 +86,11 @@ fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 pub fn read_signing_key(path: &Path) -> Result<SigningKey> {
     let ctx = || format!("reading signing key {}", path.display());
     let meta = std::fs::metadata(path).with_context(ctx)?;
-    let pem = Zeroizing::new(std::fs::read(path).with_context(ctx)?);
+    let pem = Zeroizing::new(crate::infile::read_capped(
+        path,
+        crate::infile::KEY_MAX,
+        "signing key",
+    )?);
     let key = SigningKey::from_pkcs8_pem(&pem).with_context(ctx)?;
     // Only once it is known to be a private key (a public key passed by mistake is an error
     // about the key, not a warning about its mode).
@@ -105,7 +109,7 @@ pub fn read_signing_key(path: &Path) -> Result<SigningKey> {
 /// Reads an SPKI PEM public key.
 pub fn read_public_key(path: &Path) -> Result<VerifyingKey> {
     let ctx = || format!("reading public key {}", path.display());
-    let pem = std::fs::read(path).with_context(ctx)?;
+    let pem = crate::infile::read_capped(path, crate::infile::KEY_MAX, "public key")?;
     VerifyingKey::from_spki_pem(&pem).with_context(ctx)
 }
 
@@ -117,8 +121,7 @@ pub fn sign_manifest_bytes(manifest: &[u8], key: &SigningKey) -> Result<Vec<u8>>
 /// Signs the manifest file at `manifest` with the private key file `key`.
 pub fn sign_manifest(manifest: &Path, key: &Path) -> Result<Vec<u8>> {
     let secret = read_signing_key(key)?;
-    let bytes =
-        std::fs::read(manifest).with_context(|| format!("reading {}", manifest.display()))?;
+    let bytes = crate::infile::read_capped(manifest, crate::infile::MANIFEST_MAX, "manifest")?;
     sign_manifest_bytes(&bytes, &secret).with_context(|| format!("signing {}", manifest.display()))
 }
 
@@ -143,8 +146,7 @@ pub fn sha256_file(path: &Path) -> Result<[u8; 32]> {
 /// Signs the manifest file at `manifest` into a new bundle file `bundle` (the build's last
 /// stage); returns the bundle's SHA-256 (hex) for SHA256SUMS.
 pub fn sign_file_to(manifest: &Path, bundle: &Path, key: &SigningKey) -> Result<String> {
-    let bytes =
-        std::fs::read(manifest).with_context(|| format!("reading {}", manifest.display()))?;
+    let bytes = crate::infile::read_capped(manifest, crate::infile::MANIFEST_MAX, "manifest")?;
     let signed = sign_manifest_bytes(&bytes, key)
         .with_context(|| format!("signing {}", manifest.display()))?;
     std::fs::write(bundle, &signed).with_context(|| format!("writing {}", bundle.display()))?;

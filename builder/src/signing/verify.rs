@@ -91,9 +91,9 @@ impl Checks {
 /// are in the report.
 pub fn verify(req: &Request) -> Result<Report> {
     let key = super::read_public_key(&req.key)?;
-    let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
-    let manifest = read(&req.manifest)?;
-    let bundle = read(&req.bundle)?;
+    use crate::infile::{read_capped, BUNDLE_MAX, MANIFEST_MAX};
+    let manifest = read_capped(&req.manifest, MANIFEST_MAX, "manifest")?;
+    let bundle = read_capped(&req.bundle, BUNDLE_MAX, "bundle")?;
     let mut c = Checks::default();
     let doc = signed_manifest(&mut c, &key, &bundle, &manifest);
     match &doc {
@@ -236,15 +236,19 @@ fn optional_checks(c: &mut Checks, req: &Request, doc: &ManifestDoc) -> Result<(
         }
     }
     if let Some(log) = &req.event_log {
-        let bytes = std::fs::read(log).with_context(|| format!("reading {}", log.display()))?;
+        let bytes = crate::infile::read_capped(log, crate::infile::EVENT_LOG_MAX, "event log")?;
         c.record(
             "event-log",
             replay_event_log(&bytes, &doc.value).map(|d| ((), d)),
         );
     }
     if let Some(p) = &req.pcrs {
-        let text =
-            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+        let text = String::from_utf8(crate::infile::read_capped(
+            p,
+            crate::infile::PCRS_MAX,
+            "PCR file",
+        )?)
+        .with_context(|| format!("{} is not UTF-8 text", p.display()))?;
         c.record(
             "pcrs",
             compare_observed(&text, &doc.value)

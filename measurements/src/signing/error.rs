@@ -93,7 +93,9 @@ pub enum Error {
     SubjectDuplicate { name: String },
     #[error("subject {name:?} (sha256:{digest}) is neither manifest.json nor an artifact of the manifest")]
     SubjectUnknown { name: String, digest: String },
-    #[error("subject {name:?}: the statement signs sha256:{signed}, but {listed_as} sha256:{actual}")]
+    #[error(
+        "subject {name:?}: the statement signs sha256:{signed}, but {listed_as} sha256:{actual}"
+    )]
     SubjectDigest {
         name: String,
         signed: String,

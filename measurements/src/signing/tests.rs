@@ -268,7 +268,11 @@ fn a_signature_error_names_its_cause_once_in_a_chain() {
         cause: SignatureError::Mismatch,
     };
     let text = e.to_string();
-    assert_eq!(text.matches("does not verify with this key").count(), 1, "{text}");
+    assert_eq!(
+        text.matches("does not verify with this key").count(),
+        1,
+        "{text}"
+    );
     // No source: a chain printer (anyhow's `{:#}`) would print the cause a second time.
     assert!(std::error::Error::source(&e).is_none());
 }

@@ -49,8 +49,9 @@ pub struct Args {
     /// The -bios firmware image (e.g. /usr/share/ovmf/OVMF.fd).
     #[arg(long, value_name = "PATH")]
     pub ovmf: PathBuf,
-    /// Number of guest vCPUs (required except in sev and snp:ovmf-hash modes).
-    #[arg(long, value_name = "N")]
+    /// Number of guest vCPUs, 1 to 512 (required except in sev and snp:ovmf-hash modes).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(
+        *image_config::SNP_VCPUS.start() as i64..=*image_config::SNP_VCPUS.end() as i64))]
     pub vcpus: Option<u32>,
     /// QEMU CPU model of the guest vCPUs.
     #[arg(long, value_name = "CPUTYPE", value_parser = vcpu_type_parser())]

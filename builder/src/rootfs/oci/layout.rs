@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
@@ -162,7 +161,7 @@ impl Layout {
     /// and reads its manifest and config.
     pub fn image(&self, tag: Option<&str>) -> Result<Image> {
         let p = self.dir.join("index.json");
-        let bytes = read_capped(&p, MAX_JSON)?;
+        let bytes = crate::infile::read_capped(&p, MAX_JSON, "OCI document")?;
         let index: Index = parse_json(&bytes, "index.json")?;
         ensure!(
             index.schema_version == 2,
@@ -236,7 +235,7 @@ impl Layout {
             d.digest,
             d.size
         );
-        let bytes = read_capped(&path, MAX_JSON)?;
+        let bytes = crate::infile::read_capped(&path, MAX_JSON, "OCI document")?;
         check_blob(
             &d.digest,
             d.size,
@@ -267,20 +266,6 @@ pub fn check_blob(
         hex::encode(got)
     );
     Ok(())
-}
-
-fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>> {
-    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut out = Vec::new();
-    f.take(cap + 1)
-        .read_to_end(&mut out)
-        .with_context(|| format!("reading {}", path.display()))?;
-    ensure!(
-        out.len() as u64 <= cap,
-        "{} is larger than {cap} bytes",
-        path.display()
-    );
-    Ok(out)
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
