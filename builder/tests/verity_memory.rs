@@ -66,7 +66,7 @@ fn verify_memory_does_not_grow_with_the_device() {
     assert!(
         peak < 4 << 20,
         "verify of {LEN} bytes in 512-byte blocks ({} KiB of digests) allocated {} KiB at its peak",
-        LEN / 512 * 32 >> 10,
+        (LEN / 512 * 32) >> 10,
         peak >> 10
     );
 }
