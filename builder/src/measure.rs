@@ -163,18 +163,55 @@ pub fn read_uki(path: &Path) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Reads `\EFI\BOOT\BOOTX64.EFI` from the ESP of the GPT disk image at `path`.
+/// Reads `\EFI\BOOT\BOOTX64.EFI` from the ESP of the GPT disk image at `path`, for a PCR
+/// prediction: refused when the ESP also holds files systemd-stub would measure (see
+/// [`stub_measured_extras`]), since the prediction covers the UKI alone.
 pub fn uki_from_disk(path: &Path) -> Result<Vec<u8>> {
     let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let parts =
         disk::read(&mut f).with_context(|| format!("reading the GPT of {}", path.display()))?;
+    let esp_part = esp_partition(&parts)?;
+    let listing = esp::list(esp::Window::new(&f, esp_part.offset, esp_part.size))
+        .with_context(|| format!("listing the ESP of {}", path.display()))?;
+    let extras = stub_measured_extras(&listing);
+    anyhow::ensure!(
+        extras.is_empty(),
+        "the ESP of {} holds files systemd-stub measures (credentials and add-ons into PCR 12, \
+         system/configuration extensions into PCR 13) that nodeimg does not predict: {}; the \
+         PCRs would not be what the UKI alone gives (remove them, or predict the UKI alone with \
+         `nodeimg measure uki`)",
+        path.display(),
+        extras.join(", ")
+    );
     uki_from_disk_file(&f, &parts)
         .with_context(|| format!("reading the UKI from {}", path.display()))
 }
 
-/// Reads `\EFI\BOOT\BOOTX64.EFI` from the ESP among `parts` of the open disk image `f`.
-pub fn uki_from_disk_file(f: &File, parts: &[disk::PartInfo]) -> Result<Vec<u8>> {
-    let esp_part = parts
+/// ESP files systemd-stub picks up beside a UKI booted as `\EFI\BOOT\BOOTX64.EFI` and measures:
+/// anything in `\EFI\BOOT\BOOTX64.EFI.extra.d\` (`*.cred`, `*.addon.efi`, `*.sysext.raw`,
+/// `*.confext.raw`), `\loader\credentials\*.cred` and `\loader\addons\*.addon.efi` (FAT
+/// names compare case-insensitively). Paths as `/`-separated, from the root.
+pub fn stub_measured_extras(listing: &esp::Listing) -> Vec<String> {
+    const DIRS: [&str; 3] = [
+        "efi/boot/bootx64.efi.extra.d/",
+        "loader/credentials/",
+        "loader/addons/",
+    ];
+    listing
+        .items
+        .iter()
+        .filter(|(_, item)| matches!(item, esp::Item::File { .. }))
+        .map(|(path, _)| path)
+        .filter(|path| {
+            let lower = path.to_ascii_lowercase();
+            DIRS.iter().any(|d| lower.starts_with(d))
+        })
+        .map(|p| format!("/{p}"))
+        .collect()
+}
+
+fn esp_partition(parts: &[disk::PartInfo]) -> Result<&disk::PartInfo> {
+    parts
         .iter()
         .find(|p| p.type_guid == disk::TYPE_ESP)
         .with_context(|| {
@@ -182,7 +219,12 @@ pub fn uki_from_disk_file(f: &File, parts: &[disk::PartInfo]) -> Result<Vec<u8>>
                 "no ESP partition (type {})",
                 disk::guid_to_string(&disk::TYPE_ESP)
             )
-        })?;
+        })
+}
+
+/// Reads `\EFI\BOOT\BOOTX64.EFI` from the ESP among `parts` of the open disk image `f`.
+pub fn uki_from_disk_file(f: &File, parts: &[disk::PartInfo]) -> Result<Vec<u8>> {
+    let esp_part = esp_partition(parts)?;
     esp::read_file(
         esp::Window::new(f, esp_part.offset, esp_part.size),
         UKI_PATH,

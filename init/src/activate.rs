@@ -46,17 +46,44 @@ pub fn open_verity(
     let target = verity::table(&sb, data.dev, hash.dev, roothash)
         .map_err(|e| Error::msg(what(), e.to_string()))?;
     let dev = control::create_device(name, "", &[target], true)?;
-    match control::ensure_node(name, dev) {
-        Ok(node) => Ok(VerityDevice {
-            name: name.to_string(),
-            dev,
-            node,
-        }),
+    let node = match control::ensure_node(name, dev) {
+        Ok(node) => node,
         Err(e) => {
             let _ = control::remove_device(name);
-            Err(e)
+            return Err(e);
         }
+    };
+    let device = VerityDevice {
+        name: name.to_string(),
+        dev,
+        node,
+    };
+    // The erofs superblock, read through the verified device, states the image size.
+    if let Err(e) = check_covers_erofs(&device, &sb) {
+        let _ = close_verity(&device);
+        return Err(e);
     }
+    Ok(device)
+}
+
+fn check_covers_erofs(dev: &VerityDevice, sb: &Superblock) -> Result<(), Error> {
+    let what = || {
+        format!(
+            "reading the erofs superblock through {}",
+            dev.node.display()
+        )
+    };
+    let file = File::open(&dev.node).ctx(what)?;
+    // EIO here is the first verified read failing: the same `verity:` error as at mount.
+    let bytes = block::read_exact_at(&file, verity::EROFS_SB_OFFSET, 512)
+        .map_err(|e| crate::rootfs::verity_aware(what(), &e))?;
+    let size = verity::erofs_image_bytes(&bytes).map_err(|e| Error::msg(what(), e.to_string()))?;
+    sb.check_covers(size).map_err(|e| {
+        Error::msg(
+            format!("verity device {}", dev.node.display()),
+            e.to_string(),
+        )
+    })
 }
 
 /// Removes the device and its `/dev/mapper` node.

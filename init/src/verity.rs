@@ -155,6 +155,43 @@ impl Superblock {
     }
 }
 
+/// Offset of the erofs superblock in the image, and its magic.
+pub const EROFS_SB_OFFSET: u64 = 1024;
+const EROFS_MAGIC: u32 = 0xE0F5_E1E2;
+
+/// The size of an erofs image from its superblock (`blocks << blkszbits`; `sb` starts at the
+/// superblock, [`EROFS_SB_OFFSET`] into the image).
+pub fn erofs_image_bytes(sb: &[u8]) -> Result<u64, VerityError> {
+    if sb.len() < 40 {
+        return err(format!("erofs superblock is {} bytes, need 40", sb.len()));
+    }
+    let magic = u32::from_le_bytes(sb[0..4].try_into().expect("4 bytes"));
+    if magic != EROFS_MAGIC {
+        return err(format!("no erofs superblock (magic {magic:#010x})"));
+    }
+    let blkszbits = u32::from(sb[12]);
+    if !(9..=16).contains(&blkszbits) {
+        return err(format!("erofs block size 2^{blkszbits} is out of range"));
+    }
+    let blocks = u64::from(u32::from_le_bytes(sb[36..40].try_into().expect("4 bytes")));
+    Ok(blocks << blkszbits)
+}
+
+impl Superblock {
+    /// Refuses a tree that does not cover the whole erofs image: reads past its end would
+    /// return unverified-area errors (EIO) at run time instead of failing the boot now.
+    pub fn check_covers(&self, erofs_bytes: u64) -> Result<(), VerityError> {
+        let covered = self.data_bytes().unwrap_or(u64::MAX);
+        if covered < erofs_bytes {
+            return err(format!(
+                "the verity tree covers {covered} bytes ({} blocks of {}) but the erofs root is {erofs_bytes} bytes: its end would be unverified",
+                self.data_blocks, self.data_block_size
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Builds the single `verity` target covering the whole data area (spec §11.3).
 pub fn table(
     sb: &Superblock,

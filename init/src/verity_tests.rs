@@ -189,3 +189,26 @@ fn checks_that_devices_are_large_enough() {
         .to_string()
         .contains("overflows"));
 }
+
+#[test]
+fn a_tree_shorter_than_the_erofs_image_is_refused() {
+    let sb = parse_superblock(&reference_sb()).unwrap(); // 8 blocks of 4096 = 32 KiB
+    let mut erofs = vec![0u8; 512];
+    erofs[0..4].copy_from_slice(&0xE0F5_E1E2u32.to_le_bytes());
+    erofs[12] = 12; // 4096-byte blocks
+    erofs[36..40].copy_from_slice(&8u32.to_le_bytes());
+    let size = erofs_image_bytes(&erofs).unwrap();
+    assert_eq!(size, 32768);
+    sb.check_covers(size).unwrap();
+    erofs[36..40].copy_from_slice(&9u32.to_le_bytes());
+    let e = sb
+        .check_covers(erofs_image_bytes(&erofs).unwrap())
+        .unwrap_err();
+    assert!(e.to_string().contains("its end would be unverified"), "{e}");
+    // Not erofs, or a nonsense block size: refused too.
+    erofs[0] ^= 1;
+    assert!(erofs_image_bytes(&erofs).is_err());
+    erofs[0] ^= 1;
+    erofs[12] = 40;
+    assert!(erofs_image_bytes(&erofs).is_err());
+}

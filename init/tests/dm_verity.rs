@@ -24,11 +24,17 @@ fn prerequisites(test: &str) -> bool {
         && require_dm_verity(test)
 }
 
-/// Non-trivial content: every 4 KiB block differs.
+/// Non-trivial content (every 4 KiB block differs) behind an erofs superblock header that
+/// states the image is `DATA_BLOCKS` blocks of 4096 bytes (what open_verity checks the tree
+/// covers).
 fn data_bytes() -> Vec<u8> {
-    (0..DATA_BLOCKS * 4096)
+    let mut d: Vec<u8> = (0..DATA_BLOCKS * 4096)
         .map(|i| ((i / 4096) as u8) ^ ((i % 251) as u8))
-        .collect()
+        .collect();
+    d[1024..1028].copy_from_slice(&0xE0F5_E1E2u32.to_le_bytes());
+    d[1024 + 12] = 12;
+    d[1024 + 36..1024 + 40].copy_from_slice(&(DATA_BLOCKS as u32).to_le_bytes());
+    d
 }
 
 struct Setup {
@@ -40,6 +46,11 @@ struct Setup {
 }
 
 fn setup() -> Setup {
+    setup_with(&[])
+}
+
+/// `extra` goes to `veritysetup format` (e.g. `--data-blocks=N`).
+fn setup_with(extra: &[&str]) -> Setup {
     let dir = TempDir::new("dm");
     let data = data_bytes();
     let data_file = dir.0.join("data.img");
@@ -52,6 +63,7 @@ fn setup() -> Setup {
             "--data-block-size=4096",
             "--hash-block-size=4096",
         ])
+        .args(extra)
         .arg(&data_file)
         .arg(&hash_file));
     let roothash = out
@@ -126,19 +138,59 @@ fn correct_root_hash_reads_back_the_data() {
 }
 
 #[test]
-fn wrong_root_hash_makes_reads_fail_with_eio() {
-    if !prerequisites("wrong_root_hash_makes_reads_fail_with_eio") {
+fn wrong_root_hash_fails_activation_with_eio() {
+    if !prerequisites("wrong_root_hash_fails_activation_with_eio") {
         return;
     }
     let s = setup();
     let mut wrong = s.roothash.clone().into_bytes();
     wrong[63] = if wrong[63] == b'0' { b'1' } else { b'0' };
-    let dm = open(&s, std::str::from_utf8(&wrong).unwrap(), "bad");
-    let mut buf = vec![0u8; 4096];
-    let err = File::open(&dm.0.node)
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .expect_err("read through a wrong root hash succeeded");
-    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    let rh = RootHash::parse(std::str::from_utf8(&wrong).unwrap()).unwrap();
+    let name = unique("bad");
+    // Reading the erofs superblock through the device (to check the tree covers the image)
+    // is the first verified read: it fails, and the device is removed again.
+    let err = activate::open_verity(
+        &name,
+        &sysfs_dev(&s.data_loop),
+        &sysfs_dev(&s.hash_loop),
+        &rh,
+    )
+    .expect_err("a wrong root hash activated");
+    let text = err.to_string();
+    assert!(
+        text.contains("verity") && text.contains("failed verification") && text.contains("EIO"),
+        "{text}"
+    );
+    assert!(
+        !Path::new("/dev/mapper").join(&name).exists(),
+        "device left behind"
+    );
+}
+
+#[test]
+fn a_tree_that_stops_short_of_the_erofs_image_is_refused() {
+    if !prerequisites("a_tree_that_stops_short_of_the_erofs_image_is_refused") {
+        return;
+    }
+    // A valid tree over the first 200 of the 300 blocks the erofs superblock claims.
+    let s = setup_with(&["--data-blocks=200"]);
+    let rh = RootHash::parse(&s.roothash).unwrap();
+    let name = unique("short-tree");
+    let err = activate::open_verity(
+        &name,
+        &sysfs_dev(&s.data_loop),
+        &sysfs_dev(&s.hash_loop),
+        &rh,
+    )
+    .expect_err("a tree covering 200 of 300 blocks activated");
+    assert!(
+        err.to_string().contains("its end would be unverified"),
+        "{err}"
+    );
+    assert!(
+        !Path::new("/dev/mapper").join(&name).exists(),
+        "device left behind"
+    );
 }
 
 #[test]

@@ -297,3 +297,42 @@ fn tpm2_eventlog_replays_the_fixture_logs_like_we_do() {
         );
     }
 }
+
+/// A credential dropped beside the UKI on the ESP is measured by systemd-stub into PCR 12:
+/// `measure disk` and `verify --image` must not predict "PCR 12 = 0" for such a disk.
+#[test]
+fn esp_files_the_stub_measures_are_not_silently_ignored() {
+    let Some((d, out)) = built() else { return };
+    if !have_tool("mcopy") {
+        return;
+    }
+    let disk = d.path().join("with-cred.raw");
+    std::fs::copy(out.join("disk.raw"), &disk).unwrap();
+    let parts = builder::disk::read(std::fs::File::open(&disk).unwrap()).unwrap();
+    let esp = parts
+        .iter()
+        .find(|p| p.type_guid == builder::disk::TYPE_ESP)
+        .unwrap();
+    let img = format!("{}@@{}", disk.display(), esp.offset);
+    let cred = d.path().join("token.cred");
+    std::fs::write(&cred, b"secret").unwrap();
+    run_tool(Command::new("mmd").args(["-i", &img, "::/EFI/BOOT/BOOTX64.EFI.extra.d"]));
+    run_tool(
+        Command::new("mcopy")
+            .args(["-i", &img])
+            .arg(&cred)
+            .arg("::/EFI/BOOT/BOOTX64.EFI.extra.d/token.cred"),
+    );
+    let r = run_nodeimg(&["measure", "disk", disk.to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(1), "{r:?}");
+    let e = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        e.contains("/EFI/BOOT/BOOTX64.EFI.extra.d/token.cred") && e.contains("PCR 12"),
+        "{e}"
+    );
+    // The untouched disk still measures.
+    assert_ok(
+        &run_nodeimg(&["measure", "disk", out.join("disk.raw").to_str().unwrap()]),
+        "measure disk",
+    );
+}
