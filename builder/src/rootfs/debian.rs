@@ -120,6 +120,9 @@ fn run_mmdebstrap(
                 "--setup-hook=sync-in {} /var/cache/apt/archives/",
                 inp.display()
             ))
+            // sync-in gives the directory the outside owner (the invoking user's uid in unshare
+            // mode), and it stays in the rootfs: back to root, as without a cache.
+            .arg("--setup-hook=chown 0:0 \"$1\"/var/cache/apt/archives")
             .arg(format!(
                 "--customize-hook=sync-out /var/cache/apt/archives {}",
                 outp.display()
