@@ -158,7 +158,9 @@ fn cache_key(d: &DebianSource, epoch: u64) -> Result<String> {
         + &resolved_packages(&String::from_utf8_lossy(&probe.stdout));
     anyhow::ensure!(!set.is_empty(), "mmdebstrap --simulate listed no packages");
     let mut h = Sha256::new();
-    h.update(b"nodeimg debian rootfs cache v1\n");
+    // v2: entries made before the archives-directory ownership fix are not reused. Bump it
+    // whenever the bootstrap command (hooks, options) changes what mmdebstrap writes.
+    h.update(b"nodeimg debian rootfs cache v2\n");
     h.update(tool::describe(&cmd).as_bytes());
     h.update(format!("\nSOURCE_DATE_EPOCH={epoch}\n").as_bytes());
     for (prog, arg) in [
