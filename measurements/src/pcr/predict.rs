@@ -104,6 +104,10 @@ pub struct Options {
     pub firmware: FirmwareProfile,
     /// Phase paths for [`Prediction::pcr11_phases`].
     pub phase_paths: Vec<String>,
+    /// The PCRs to predict (a subset of [`PREDICTED_PCRS`]): only the events of these are
+    /// hashed and reported; the Authenticode digests only when PCR 4 is among them, the PCR 11
+    /// phases only with PCR 11.
+    pub pcrs: Vec<u32>,
 }
 
 impl Default for Options {
@@ -112,6 +116,7 @@ impl Default for Options {
             banks: Bank::ALL.to_vec(),
             firmware: FirmwareProfile::default(),
             phase_paths: DEFAULT_PHASE_PATHS.iter().map(|s| s.to_string()).collect(),
+            pcrs: PREDICTED_PCRS.to_vec(),
         }
     }
 }
@@ -214,7 +219,18 @@ pub fn predict(uki: &[u8], opts: &Options) -> Result<Prediction, PredictError> {
     };
     let kernel = Pe::parse(&kernel_bytes).map_err(PredictError::Kernel)?;
     check_kernel_loadimage(&kernel)?;
-    let (plan, cmdline) = plan(&pe, &kernel, stub.family, opts.firmware)?;
+    let (mut plan, cmdline) = plan(&pe, &kernel, stub.family, opts.firmware)?;
+    // Messages only unselected PCRs use are not hashed (their digests are never reported).
+    let wanted = |pcr: u32| opts.pcrs.contains(&pcr);
+    let mut needed = vec![false; plan.messages.len()];
+    for e in plan.events.iter().filter(|e| wanted(e.pcr)) {
+        needed[e.message] = true;
+    }
+    for (m, msg) in plan.messages.iter_mut().enumerate() {
+        if !needed[m] {
+            msg.clear();
+        }
+    }
     // The scan for the kernel's PCR 9 support runs while the hashes are computed.
     let (digests, support) = std::thread::scope(|s| {
         let scan = s.spawn(|| kernel_pcr9_support(&kernel_bytes));
@@ -274,10 +290,12 @@ fn assemble(
         Some(KernelFeature::LoadOptions) => support.0,
         Some(KernelFeature::Initrd) => support.1,
     };
+    let wanted = |p: &&Pending| opts.pcrs.contains(&p.pcr);
     let events: Vec<Event> = plan
         .events
         .iter()
         .filter(happens)
+        .filter(wanted)
         .map(|p| Event {
             pcr: p.pcr,
             event_type: p.event_type,
@@ -285,22 +303,34 @@ fn assemble(
             digests: per_bank(p.message),
         })
         .collect();
+    let selected: Vec<u32> = PREDICTED_PCRS
+        .iter()
+        .copied()
+        .filter(|p| opts.pcrs.contains(p))
+        .collect();
     let pcrs: BTreeMap<Bank, BTreeMap<u32, Digest>> = opts
         .banks
         .iter()
-        .map(|&b| (b, super::replay(&events, b, &PREDICTED_PCRS)))
+        .map(|&b| (b, super::replay(&events, b, &selected)))
         .collect();
     let paths: Vec<&str> = opts.phase_paths.iter().map(String::as_str).collect();
     let pcr11_phases = pcrs
         .iter()
-        .map(|(&b, v)| (b, phase_values(v[&11], &paths)))
+        .filter_map(|(&b, v)| Some((b, phase_values(*v.get(&11)?, &paths))))
         .collect();
+    let authenticode = |m: usize| {
+        if opts.pcrs.contains(&4) {
+            per_bank(m)
+        } else {
+            BTreeMap::new()
+        }
+    };
     Prediction {
         stub,
         firmware: opts.firmware,
         banks: opts.banks.clone(),
-        uki_authenticode: per_bank(plan.uki_auth),
-        kernel_authenticode: per_bank(plan.kernel_auth),
+        uki_authenticode: authenticode(plan.uki_auth),
+        kernel_authenticode: authenticode(plan.kernel_auth),
         events,
         pcrs,
         pcr11_phases,

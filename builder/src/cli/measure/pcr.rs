@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use measurements::pcr::{Bank, Options, DEFAULT_PHASE_PATHS};
+use measurements::pcr::{Bank, Options, DEFAULT_PHASE_PATHS, PREDICTED_PCRS};
 use serde_json::json;
 
 use crate::cli::Globals;
@@ -27,6 +27,19 @@ pub struct Common {
     /// "warnOnly":false},…}}`, SHA-256 bank).
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = Format::Manifest)]
     pub format: Format,
+    /// PCRs to predict (comma-separated, of 4, 9, 11, 12, 13): only their events are hashed
+    /// and reported (`--pcr 11` is the work `systemd-measure calculate` does).
+    #[arg(long = "pcr", value_name = "PCRS", value_delimiter = ',', default_value = "4,9,11,12,13", value_parser = parse_pcr)]
+    pub pcrs: Vec<u32>,
+}
+
+fn parse_pcr(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(n) if PREDICTED_PCRS.contains(&n) => Ok(n),
+        _ => Err(format!(
+            "PCR {s:?} is not one nodeimg predicts (4, 9, 11, 12, 13)"
+        )),
+    }
 }
 
 /// Output format of `nodeimg measure uki|disk`.
@@ -86,6 +99,7 @@ fn report(uki: &[u8], source: &Path, c: &Common, g: Globals) -> Result<ExitCode>
         banks,
         firmware: measure::firmware_profile(&c.firmware)?,
         phase_paths: DEFAULT_PHASE_PATHS.iter().map(|s| s.to_string()).collect(),
+        pcrs: c.pcrs.clone(),
     };
     let t = std::time::Instant::now();
     let p = measure::predict_with(uki, &opts)
@@ -127,10 +141,9 @@ fn print_human(p: &Prediction, source: &Path) {
     );
     println!("command line: {}", d.cmdline.as_deref().unwrap_or("(none)"));
     for b in &d.banks {
-        println!(
-            "authenticode {b}: UKI {} kernel {}",
-            d.uki_authenticode[b], d.kernel_authenticode[b]
-        );
+        if let (Some(u), Some(k)) = (d.uki_authenticode.get(b), d.kernel_authenticode.get(b)) {
+            println!("authenticode {b}: UKI {u} kernel {k}");
+        }
     }
     for b in &d.banks {
         println!("PCRs ({b}):");
@@ -138,9 +151,11 @@ fn print_human(p: &Prediction, source: &Path) {
             println!("  {i:>2}  {v}");
         }
     }
-    println!("PCR 11 after systemd boot phases (nodeimg-init itself measures none):");
-    for b in &d.banks {
-        for (path, v) in &d.pcr11_phases[b] {
+    if !d.pcr11_phases.is_empty() {
+        println!("PCR 11 after systemd boot phases (nodeimg-init itself measures none):");
+    }
+    for (b, phases) in &d.pcr11_phases {
+        for (path, v) in phases {
             println!("  {b} {path:<40} {v}");
         }
     }

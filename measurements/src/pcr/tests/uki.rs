@@ -328,3 +328,39 @@ fn mutated_headers_never_panic() {
         assert!(predict(&uki[..len], &opts).is_err(), "prefix {len}");
     }
 }
+
+#[test]
+fn a_pcr_subset_gives_the_same_values_for_those_pcrs_only() {
+    for version in ["252.39-1~deb12u2", "257.13-1~deb13u1"] {
+        let uki = Uki::new(version).build();
+        let full = predict(&uki, &Options::default()).unwrap();
+        for subset in [vec![11], vec![4], vec![9, 12]] {
+            let opts = Options {
+                pcrs: subset.clone(),
+                ..Options::default()
+            };
+            let p = predict(&uki, &opts).unwrap();
+            for bank in Bank::ALL {
+                let want: BTreeMap<u32, Digest> = full.pcrs[&bank]
+                    .iter()
+                    .filter(|(k, _)| subset.contains(k))
+                    .map(|(k, v)| (*k, *v))
+                    .collect();
+                assert_eq!(p.pcrs[&bank], want, "{version} {subset:?} {bank}");
+            }
+            assert!(p.events.iter().all(|e| subset.contains(&e.pcr)));
+            assert_eq!(
+                p.events.len(),
+                full.events
+                    .iter()
+                    .filter(|e| subset.contains(&e.pcr))
+                    .count()
+            );
+            assert_eq!(p.pcr11_phases.is_empty(), !subset.contains(&11));
+            if subset.contains(&11) {
+                assert_eq!(p.pcr11_phases, full.pcr11_phases);
+            }
+            assert_eq!(p.uki_authenticode.is_empty(), !subset.contains(&4));
+        }
+    }
+}
