@@ -121,8 +121,9 @@ fn run_mmdebstrap(
                 inp.display()
             ))
             // sync-in gives the directory the outside owner (the invoking user's uid in unshare
-            // mode), and it stays in the rootfs: back to root, as without a cache.
-            .arg("--setup-hook=chown 0:0 \"$1\"/var/cache/apt/archives")
+            // mode) and mode (umask-dependent), and it stays in the rootfs: back to root and
+            // 0755, as without a cache.
+            .arg("--setup-hook=chown 0:0 \"$1\"/var/cache/apt/archives && chmod 0755 \"$1\"/var/cache/apt/archives")
             .arg(format!(
                 "--customize-hook=sync-out /var/cache/apt/archives {}",
                 outp.display()
@@ -158,9 +159,9 @@ fn cache_key(d: &DebianSource, epoch: u64) -> Result<String> {
         + &resolved_packages(&String::from_utf8_lossy(&probe.stdout));
     anyhow::ensure!(!set.is_empty(), "mmdebstrap --simulate listed no packages");
     let mut h = Sha256::new();
-    // v2: entries made before the archives-directory ownership fix are not reused. Bump it
-    // whenever the bootstrap command (hooks, options) changes what mmdebstrap writes.
-    h.update(b"nodeimg debian rootfs cache v2\n");
+    // v3: entries made before the archives-directory owner and mode fixes are not reused. Bump
+    // it whenever the bootstrap command (hooks, options) changes what mmdebstrap writes.
+    h.update(b"nodeimg debian rootfs cache v3\n");
     h.update(tool::describe(&cmd).as_bytes());
     h.update(format!("\nSOURCE_DATE_EPOCH={epoch}\n").as_bytes());
     for (prog, arg) in [
