@@ -5,6 +5,9 @@
 #   tier 3: nodeimg-tests boot*   — QEMU + OVMF boots of built images (everything under timeouts)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Everything is also logged, to total the test counts at the end.
+log=$(mktemp)
+exec > >(tee "$log") 2>&1
 if [ "$(id -u)" = 0 ]; then
   scripts/setup.sh
 else
@@ -34,3 +37,7 @@ elif [ "${NODEIMG_REQUIRE_ROOT:-}" = 1 ]; then
 else
   echo "test.sh: not root, skipping scripts/first-run.sh"
 fi
+# One closing line for all tiers: the sum of cargo's "test result" lines.
+awk '/^test result:/ {p += $4; f += $6} END {printf "all tiers: %d passed, %d failed\n", p, f}' "$log" \
+  | sed 's/^all tiers: //'
+rm -f "$log"
