@@ -108,6 +108,29 @@ fn remove_stale(out_dir: &Path) -> usize {
     removed
 }
 
+/// Evicts the page cache of an earlier build's outputs (they are about to be replaced). On this
+/// project's VM (ext4, `discard`), writing a new 2 GB disk.raw while the previous one's pages
+/// are cached took 3.3-5.2 s in the erofs stage instead of 0.7-1.2 s (`scripts/bench.sh`'s
+/// 1.9 GB build: 7.5-9.5 s vs 4.6-4.8 s); `POSIX_FADV_DONTNEED` drops only clean pages and
+/// changes no byte. Symlinks are not followed.
+fn drop_cached_outputs(out_dir: &Path) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    for n in OUTPUTS {
+        let Ok(f) = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(out_dir.join(n))
+        else {
+            continue;
+        };
+        if f.metadata().is_ok_and(|m| m.file_type().is_file()) {
+            // SAFETY: advice on a descriptor we own; no memory is passed.
+            unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        }
+    }
+}
+
 impl Staging {
     pub fn new(out_dir: &Path) -> Result<Self> {
         let created_out_dir = !out_dir.exists();
@@ -117,6 +140,7 @@ impl Staging {
         let dir_lock = lock_dir_wait(out_dir);
         if !created_out_dir && dir_lock.is_ok() {
             remove_stale(out_dir);
+            drop_cached_outputs(out_dir);
         }
         let dir = dir_lock.and_then(|_held| {
             tempfile::Builder::new()
