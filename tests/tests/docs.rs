@@ -20,7 +20,7 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ),
     ("scripts/test.sh", ".ci/run"),
     (
-        "BENCH_RUNS=5 scripts/bench.sh",
+        "BENCH_RUNS=3 scripts/bench.sh",
         "a benchmark run by hand for the README's numbers (needs ~15 minutes)",
     ),
 ];
