@@ -105,7 +105,7 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
     })?;
 
     let cache = open_cache(cfg, opts)?;
-    let loaded = progress.stage("rootfs", || {
+    let mut loaded = progress.stage("rootfs", || {
         rootfs::load(&cfg.rootfs, epoch, &work, cache.as_ref())
     })?;
     let tree = &loaded.tree;
@@ -125,8 +125,10 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
         offset: root_off,
         len: summary.size,
     };
+    // An uncompressed tar was hashed on another core during the erofs stage; wait for it here.
+    let input_sha256 = loaded.input_sha256.take().map(|d| d.wait()).transpose()?;
     let (vinfo, vparams) = progress.stage("verity", || {
-        let rootfs_digest = match loaded.input_sha256 {
+        let rootfs_digest = match input_sha256 {
             Some(d) => d,
             None => output::sha256_region(root)?,
         };
@@ -229,7 +231,7 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
                     image_config::RootfsSource::Debian(_) => "debian".into(),
                     image_config::RootfsSource::Oci { .. } => "oci".into(),
                 },
-                sha256: loaded.input_sha256.map(hex::encode),
+                sha256: input_sha256.map(hex::encode),
                 packages: loaded.packages.clone(),
                 entries: summary.inodes,
             },

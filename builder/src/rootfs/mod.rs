@@ -25,10 +25,35 @@ pub use tree::{parent_of, path_cmp, ContentStore, DataRef, Entry, Kind, Tree, Xa
 pub struct Loaded {
     pub tree: Tree,
     /// SHA-256 of the tar file, or of the selected OCI image manifest blob (the image's
-    /// digest); `None` for a directory (its identity is the erofs image).
-    pub input_sha256: Option<[u8; 32]>,
+    /// digest); `None` for a directory (its identity is the erofs image). For an uncompressed
+    /// tar it may still be computing on another core ([`InputDigest::wait`]).
+    pub input_sha256: Option<InputDigest>,
     /// Installed Debian packages → versions, for Debian sources.
     pub packages: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// A digest that is known, or being computed on another thread (an uncompressed tar is hashed
+/// while the build goes on: the erofs stage copies from the same page cache on the other core).
+#[derive(Debug)]
+pub enum InputDigest {
+    Ready([u8; 32]),
+    Hashing {
+        path: std::path::PathBuf,
+        thread: std::thread::JoinHandle<std::io::Result<[u8; 32]>>,
+    },
+}
+
+impl InputDigest {
+    /// The digest, waiting for the hashing thread if needed.
+    pub fn wait(self) -> Result<[u8; 32]> {
+        match self {
+            InputDigest::Ready(d) => Ok(d),
+            InputDigest::Hashing { path, thread } => thread
+                .join()
+                .map_err(|_| anyhow::anyhow!("the thread hashing {} panicked", path.display()))?
+                .map_err(|e| anyhow::anyhow!("hashing rootfs tar {}: {e}", path.display())),
+        }
+    }
 }
 
 /// Reads the configured source. `work_dir` may receive a spool of decompressed contents.
@@ -66,7 +91,7 @@ pub fn load(
             let (tree, digest) = oci::read(dir, tag.as_deref(), epoch, work_dir)?;
             Ok(Loaded {
                 tree,
-                input_sha256: Some(digest),
+                input_sha256: Some(InputDigest::Ready(digest)),
                 packages: None,
             })
         }

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use super::normalize::{clean_path, Builder};
 use super::store::FileSlices;
 use super::tree::{DataRef, Entry, Kind, Tree, Xattr};
+use super::InputDigest;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Compression {
@@ -21,7 +22,7 @@ enum Compression {
 
 /// Reads `path` into a [`Tree`]; returns it with the SHA-256 of the tar file's bytes.
 /// `spool_dir` receives the decompressed contents of compressed tars.
-pub fn read(path: &Path, epoch: u64, spool_dir: &Path) -> Result<(Tree, [u8; 32])> {
+pub fn read(path: &Path, epoch: u64, spool_dir: &Path) -> Result<(Tree, InputDigest)> {
     let mut f =
         File::open(path).with_context(|| format!("opening rootfs tar {}", path.display()))?;
     let file_len = f.metadata()?.len();
@@ -36,18 +37,19 @@ pub fn read(path: &Path, epoch: u64, spool_dir: &Path) -> Result<(Tree, [u8; 32]
     let ctx = || format!("reading rootfs tar {}", path.display());
     if comp == Compression::None {
         // Contents stay in the tar; its digest is computed on another core while the headers
-        // are parsed.
+        // are parsed and the build goes on (the caller waits for it when it needs it).
         let backing = File::open(path)?;
         let hash_file = backing.try_clone()?;
-        let (walked, digest) = std::thread::scope(|s| {
-            let hasher = s.spawn(move || sha256_file_at(&hash_file, file_len));
-            let walked = walk(BufReader::with_capacity(1 << 20, f), None, epoch, file_len);
-            (walked, hasher.join())
-        });
-        let (entries, slices, _) = walked.with_context(ctx)?;
-        let digest = digest
-            .map_err(|_| anyhow::anyhow!("hashing thread panicked"))?
-            .with_context(|| format!("hashing rootfs tar {}", path.display()))?;
+        let thread = std::thread::Builder::new()
+            .name("tar-sha256".into())
+            .spawn(move || sha256_file_at(&hash_file, file_len))
+            .context("starting the tar hashing thread")?;
+        let digest = InputDigest::Hashing {
+            path: path.to_path_buf(),
+            thread,
+        };
+        let (entries, slices, _) =
+            walk(BufReader::with_capacity(1 << 20, f), None, epoch, file_len).with_context(ctx)?;
         let store = Box::new(FileSlices {
             file: backing,
             slices,
@@ -92,7 +94,7 @@ pub fn read(path: &Path, epoch: u64, spool_dir: &Path) -> Result<(Tree, [u8; 32]
             slices,
         }),
     };
-    Ok((tree, hashing.hasher.finalize().into()))
+    Ok((tree, InputDigest::Ready(hashing.hasher.finalize().into())))
 }
 
 /// SHA-256 of the first `len` bytes of `f`, with positioned reads.

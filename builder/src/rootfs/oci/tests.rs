@@ -202,7 +202,7 @@ fn whiteouts_and_opaque_dirs_across_layers() {
     ));
     let want = hex::decode(&m["digest"].as_str().unwrap()[7..]).unwrap();
     assert_eq!(
-        l.input_sha256.unwrap()[..],
+        l.input_sha256.unwrap().wait().unwrap()[..],
         want[..],
         "identity = manifest digest"
     );
