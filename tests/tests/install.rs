@@ -10,13 +10,17 @@ use nodeimg_tests::*;
 fn an_installed_nodeimg_builds_the_fixture_byte_identical_to_the_in_tree_one() {
     let Some(tar) = fixture_tar() else { return };
     let root = tempfile::tempdir().unwrap();
-    // cargo install's own temporary target directory, as a user's would be; --locked so the
-    // test does not depend on crates released today.
+    // A target directory of its own (nothing reused from the in-tree build: the embedded init
+    // is compiled again there, so its bytes must not depend on where it was built); --locked so
+    // the test does not depend on crates released today.
+    let target = tempfile::tempdir().unwrap();
     let st = Command::new(env!("CARGO"))
         .args([
             "install", "--locked", "--quiet", "--path", "builder", "--root",
         ])
         .arg(root.path())
+        .arg("--target-dir")
+        .arg(target.path())
         .current_dir(repo())
         .env_remove("CARGO_TARGET_DIR")
         .env_remove("NODEIMG_EMBED_INIT")
