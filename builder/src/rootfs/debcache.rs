@@ -16,12 +16,10 @@
 //! its contents never change an output byte.
 
 use std::fs::{self, File};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// How many rootfs tars to keep (least recently used ones go first).
 const ROOTFS_KEEP: usize = 3;
@@ -230,22 +228,13 @@ fn sorted_names(dir: &Path) -> Result<Vec<String>> {
     Ok(names)
 }
 
+/// SHA-256 (hex) and size of a file.
 fn sha256_file(path: &Path) -> Result<(String, u64)> {
-    let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut n = 0u64;
-    loop {
-        let k = f
-            .read(&mut buf)
-            .with_context(|| format!("reading {}", path.display()))?;
-        if k == 0 {
-            break;
-        }
-        h.update(&buf[..k]);
-        n += k as u64;
-    }
-    Ok((hex::encode(h.finalize()), n))
+    let digest = crate::signing::sha256_file(path)?;
+    let len = fs::metadata(path)
+        .with_context(|| format!("reading the size of {}", path.display()))?
+        .len();
+    Ok((hex::encode(digest), len))
 }
 
 fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
@@ -257,15 +246,9 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
         .with_context(|| format!("copying {} to {}", from.display(), to.display()))
 }
 
+/// Temporary file + rename, mode 0600 (as the cache's other files).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a file in {}", dir.display()))?;
-    std::io::Write::write_all(&mut tmp, bytes)
-        .with_context(|| format!("writing {}", path.display()))?;
-    tmp.persist(path)
-        .with_context(|| format!("renaming into {}", path.display()))?;
-    Ok(())
+    crate::outfile::write(path, bytes, 0o600)
 }
 
 #[cfg(test)]
