@@ -155,8 +155,10 @@ fn cache_key(d: &DebianSource, epoch: u64) -> Result<String> {
     cmd.args(["--verbose", "--simulate"]);
     positional(&mut cmd, d, Path::new("/dev/null"));
     let probe = tool::run(&mut cmd).context("resolving the package set (mmdebstrap --simulate)")?;
-    let set = resolved_packages(&String::from_utf8_lossy(&probe.stderr))
-        + &resolved_packages(&String::from_utf8_lossy(&probe.stdout));
+    // mmdebstrap passes apt's simulation output on stderr; stdout is read too, as one text.
+    let mut output = probe.stderr;
+    output.extend_from_slice(&probe.stdout);
+    let set = resolved_packages(&String::from_utf8_lossy(&output));
     anyhow::ensure!(!set.is_empty(), "mmdebstrap --simulate listed no packages");
     let mut h = Sha256::new();
     // v3: entries made before the archives-directory owner and mode fixes are not reused. Bump
