@@ -5,11 +5,21 @@ use std::process::Command;
 
 const NODEIMG: &str = env!("CARGO_BIN_EXE_nodeimg");
 
+/// `true` if `tool` is on PATH; otherwise a loud skip, or a failure under
+/// `NODEIMG_REQUIRE_TOOLS=1` (as CI runs: scripts/setup.sh installs bash-completion and man-db).
 fn have(tool: &str) -> bool {
-    Command::new("sh")
+    let found = Command::new("sh")
         .args(["-c", &format!("command -v {tool}")])
         .output()
-        .is_ok_and(|o| o.status.success())
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var("NODEIMG_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "`{tool}` is not installed and NODEIMG_REQUIRE_TOOLS=1"
+        );
+        eprintln!("\n!!!!! SKIP: `{tool}` is not installed !!!!!\n");
+    }
+    found
 }
 
 /// Loads the completion script into bash and returns what it completes for `words` (the
@@ -56,7 +66,6 @@ fn complete(words: &[&str]) -> Vec<String> {
 #[test]
 fn bash_completes_commands_and_options() {
     if !have("bash") {
-        eprintln!("SKIP: no bash");
         return;
     }
     assert_eq!(complete(&["nodeimg", "bu"]), vec!["build"]);
@@ -118,7 +127,6 @@ fn man_pages_render() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a directory"));
     if !have("man") {
-        eprintln!("SKIP: no man(1) to render the pages");
         return;
     }
     let r = Command::new("man")
