@@ -6,4 +6,5 @@ pub mod eventlog;
 pub mod manifest;
 pub mod pcr;
 pub mod pe;
+pub mod secureboot;
 pub mod signing;

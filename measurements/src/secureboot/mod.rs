@@ -1,0 +1,237 @@
+//! UEFI Secure Boot, as pure code: the Authenticode signer for PE images, EFI_SIGNATURE_LIST
+//! (`.esl`) and time-based authenticated variable (`.auth`) payloads, the OVMF variable store
+//! with keys enrolled, and the PCR 7 events the firmware measures from them
+//! (`secure-boot-pcr7.md`). Private keys stay behind [`Signer`]: a file key today, a hardware
+//! token later.
+
+use std::fmt;
+
+pub mod varstore;
+
+/// An EFI GUID in its in-memory (mixed-endian) layout, as the firmware stores it.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Guid(pub [u8; 16]);
+
+impl Guid {
+    /// From the textual fields `d1-d2-d3-d4[0..2]-d4[2..8]`.
+    pub const fn new(d1: u32, d2: u16, d3: u16, d4: [u8; 8]) -> Guid {
+        let a = d1.to_le_bytes();
+        let b = d2.to_le_bytes();
+        let c = d3.to_le_bytes();
+        Guid([
+            a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d4[0], d4[1], d4[2], d4[3], d4[4],
+            d4[5], d4[6], d4[7],
+        ])
+    }
+
+    /// Parses `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`.
+    pub fn parse(s: &str) -> Option<Guid> {
+        let parts: Vec<&str> = s.split('-').collect();
+        let lens = [8, 4, 4, 4, 12];
+        if parts.len() != 5
+            || parts.iter().zip(lens).any(|(p, l)| p.len() != l)
+            || !s.bytes().all(|b| b == b'-' || b.is_ascii_hexdigit())
+        {
+            return None;
+        }
+        let d1 = u32::from_str_radix(parts[0], 16).ok()?;
+        let d2 = u16::from_str_radix(parts[1], 16).ok()?;
+        let d3 = u16::from_str_radix(parts[2], 16).ok()?;
+        let tail = hex::decode(format!("{}{}", parts[3], parts[4])).ok()?;
+        let mut d4 = [0u8; 8];
+        d4.copy_from_slice(&tail);
+        Some(Guid::new(d1, d2, d3, d4))
+    }
+
+    /// From 16 bytes in firmware layout.
+    pub fn from_bytes(b: &[u8]) -> Option<Guid> {
+        Some(Guid(b.get(..16)?.try_into().ok()?))
+    }
+}
+
+impl fmt::Display for Guid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = &self.0;
+        write!(
+            f,
+            "{:08x}-{:04x}-{:04x}-{:02x}{:02x}-{}",
+            u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            u16::from_le_bytes([b[4], b[5]]),
+            u16::from_le_bytes([b[6], b[7]]),
+            b[8],
+            b[9],
+            hex::encode(&b[10..16])
+        )
+    }
+}
+
+impl fmt::Debug for Guid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// `EFI_GLOBAL_VARIABLE`: SecureBoot, PK, KEK, SetupMode, …
+pub const EFI_GLOBAL_VARIABLE: Guid = Guid::new(
+    0x8be4df61,
+    0x93ca,
+    0x11d2,
+    [0xaa, 0x0d, 0x00, 0xe0, 0x98, 0x03, 0x2b, 0x8c],
+);
+/// `EFI_IMAGE_SECURITY_DATABASE_GUID`: db, dbx, dbt, dbr.
+pub const EFI_IMAGE_SECURITY_DATABASE: Guid = Guid::new(
+    0xd719b2cb,
+    0x3d3a,
+    0x4596,
+    [0xa3, 0xbc, 0xda, 0xd0, 0x0e, 0x67, 0x65, 0x6f],
+);
+/// `EFI_CERT_X509_GUID`: a signature list of DER certificates.
+pub const EFI_CERT_X509: Guid = Guid::new(
+    0xa5c059a1,
+    0x94e4,
+    0x4aa7,
+    [0x87, 0xb5, 0xab, 0x15, 0x5c, 0x2b, 0xf0, 0x72],
+);
+/// `EFI_CERT_SHA256_GUID`: a signature list of SHA-256 image digests.
+pub const EFI_CERT_SHA256: Guid = Guid::new(
+    0xc1c41626,
+    0x504c,
+    0x4092,
+    [0xac, 0xa9, 0x41, 0xf9, 0x36, 0x93, 0x43, 0x28],
+);
+/// `EFI_CERT_TYPE_PKCS7_GUID`: the `CertType` of an `EFI_VARIABLE_AUTHENTICATION_2`.
+pub const EFI_CERT_TYPE_PKCS7: Guid = Guid::new(
+    0x4aafd29d,
+    0x68df,
+    0x49ee,
+    [0x8a, 0xa9, 0x34, 0x7d, 0x37, 0x56, 0x65, 0xa7],
+);
+
+/// `EFI_VARIABLE_NON_VOLATILE`.
+pub const ATTR_NON_VOLATILE: u32 = 0x1;
+/// `EFI_VARIABLE_BOOTSERVICE_ACCESS`.
+pub const ATTR_BOOTSERVICE_ACCESS: u32 = 0x2;
+/// `EFI_VARIABLE_RUNTIME_ACCESS`.
+pub const ATTR_RUNTIME_ACCESS: u32 = 0x4;
+/// `EFI_VARIABLE_TIME_BASED_AUTHENTICATED_WRITE_ACCESS`.
+pub const ATTR_TIME_BASED_AUTHENTICATED_WRITE_ACCESS: u32 = 0x20;
+/// The attributes of PK, KEK, db and dbx (NV | BS | RT | time-based authenticated write).
+pub const SECURE_VARIABLE_ATTRS: u32 = ATTR_NON_VOLATILE
+    | ATTR_BOOTSERVICE_ACCESS
+    | ATTR_RUNTIME_ACCESS
+    | ATTR_TIME_BASED_AUTHENTICATED_WRITE_ACCESS;
+
+/// `EFI_TIME` (16 bytes). Authenticated variables use it with `Pad1`, `Nanosecond`,
+/// `TimeZone`, `Daylight` and `Pad2` all zero.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EfiTime {
+    /// Year (1900–9999).
+    pub year: u16,
+    /// Month 1–12.
+    pub month: u8,
+    /// Day 1–31.
+    pub day: u8,
+    /// Hour 0–23.
+    pub hour: u8,
+    /// Minute 0–59.
+    pub minute: u8,
+    /// Second 0–59.
+    pub second: u8,
+}
+
+impl EfiTime {
+    /// The UTC time `secs` seconds after the Unix epoch (e.g. SOURCE_DATE_EPOCH).
+    pub fn from_unix(secs: u64) -> EfiTime {
+        let days = (secs / 86_400) as i64;
+        let rem = secs % 86_400;
+        // Howard Hinnant's civil_from_days.
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+        let year = (yoe + era * 400 + i64::from(month <= 2)) as u16;
+        EfiTime {
+            year,
+            month,
+            day,
+            hour: (rem / 3600) as u8,
+            minute: (rem / 60 % 60) as u8,
+            second: (rem % 60) as u8,
+        }
+    }
+
+    /// The 16-byte `EFI_TIME`.
+    pub fn to_bytes(self) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        b[0..2].copy_from_slice(&self.year.to_le_bytes());
+        b[2] = self.month;
+        b[3] = self.day;
+        b[4] = self.hour;
+        b[5] = self.minute;
+        b[6] = self.second;
+        b
+    }
+
+    /// Parses 16 bytes of `EFI_TIME`, ignoring the fields authenticated variables leave zero.
+    pub fn from_bytes(b: &[u8; 16]) -> EfiTime {
+        EfiTime {
+            year: u16::from_le_bytes([b[0], b[1]]),
+            month: b[2],
+            day: b[3],
+            hour: b[4],
+            minute: b[5],
+            second: b[6],
+        }
+    }
+}
+
+/// UTF-16LE without a terminator (the form PCR 7 events and `.auth` signatures use).
+pub fn utf16le(s: &str) -> Vec<u8> {
+    s.encode_utf16().flat_map(u16::to_le_bytes).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guid_text_round_trip_and_layout() {
+        let g = Guid::parse("8be4df61-93ca-11d2-aa0d-00e098032b8c").unwrap();
+        assert_eq!(g, EFI_GLOBAL_VARIABLE);
+        assert_eq!(g.0[..4], [0x61, 0xdf, 0xe4, 0x8b]);
+        assert_eq!(g.to_string(), "8be4df61-93ca-11d2-aa0d-00e098032b8c");
+        assert_eq!(Guid::parse("8be4df61-93ca-11d2-aa0d-00e098032b8"), None);
+        assert_eq!(Guid::parse("8be4df61-93ca-11d2-aa0d-00e098032b8g"), None);
+    }
+
+    #[test]
+    fn efi_time_from_unix() {
+        assert_eq!(
+            EfiTime::from_unix(0),
+            EfiTime {
+                year: 1970,
+                month: 1,
+                day: 1,
+                hour: 0,
+                minute: 0,
+                second: 0
+            }
+        );
+        // 2024-02-29T12:34:56Z
+        assert_eq!(
+            EfiTime::from_unix(1_709_210_096),
+            EfiTime {
+                year: 2024,
+                month: 2,
+                day: 29,
+                hour: 12,
+                minute: 34,
+                second: 56
+            }
+        );
+    }
+}
