@@ -15,6 +15,9 @@ pub const BUNDLE_MAX: u64 = 32 << 20;
 pub const KEY_MAX: u64 = 64 << 10;
 /// A TCG2 firmware event log: real ones are 10–100 KiB; nodeimg-init sends at most 4 MiB.
 pub const EVENT_LOG_MAX: u64 = 4 << 20;
+/// A PE image signed by `sign-uki`: read whole (the signature covers all of it); PE offsets
+/// are 32-bit, and real UKIs are 20–200 MiB.
+pub const UKI_MAX: u64 = 1 << 30;
 /// Observed PCR values (`--pcrs`): a few KiB.
 pub const PCRS_MAX: u64 = 1 << 20;
 

@@ -19,6 +19,7 @@ pub mod outfile;
 pub mod pipeline;
 pub mod qemu;
 pub mod rootfs;
+pub mod secureboot;
 pub mod signing;
 pub mod tool;
 pub mod uki;

@@ -30,6 +30,19 @@ pub struct ImageConfig {
     pub measurements: MeasurementsConfig,
     /// Private key that signs manifest.json at the end of the build.
     pub signing_key: Option<PathBuf>,
+    /// `[secure-boot]`: the UKI is signed and PCR 7 predicted with these keys enrolled.
+    pub secure_boot: Option<SecureBootConfig>,
+}
+
+/// `[secure-boot]`, paths resolved. `dbx = None`: no dbx is enrolled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecureBootConfig {
+    pub key: PathBuf,
+    pub certificate: PathBuf,
+    pub pk: PathBuf,
+    pub kek: PathBuf,
+    pub db: PathBuf,
+    pub dbx: Option<PathBuf>,
 }
 
 /// What the manifest predicts.
@@ -192,6 +205,7 @@ pub(crate) fn resolve(
         Some(k) => Some(existing(file, "signing.key", path(k), false)?),
         None => None,
     };
+    let secure_boot = resolve_secure_boot(&raw, file, base)?;
     Ok(ImageConfig {
         file: file.to_path_buf(),
         name,
@@ -206,7 +220,54 @@ pub(crate) fn resolve(
         disk,
         measurements,
         signing_key,
+        secure_boot,
     })
+}
+
+fn resolve_secure_boot(
+    raw: &RawConfig,
+    file: &Path,
+    base: &Path,
+) -> Result<Option<SecureBootConfig>, ConfigError> {
+    let Some(sb) = &raw.secure_boot else {
+        return Ok(None);
+    };
+    let keys = match &sb.keys {
+        Some(d) => Some(existing(file, "secure-boot.keys", base.join(d), true)?),
+        None => None,
+    };
+    // Each path: the key's own value, else the file of that name in `keys`.
+    let pick =
+        |key: &str, own: &Option<String>, in_dir: &str| -> Result<Option<PathBuf>, ConfigError> {
+            let full = format!("secure-boot.{key}");
+            match (own, &keys) {
+                (Some(p), _) => existing(file, &full, base.join(p), false).map(Some),
+                (None, Some(d)) if d.join(in_dir).exists() => {
+                    existing(file, &full, d.join(in_dir), false).map(Some)
+                }
+                _ => Ok(None),
+            }
+        };
+    let need = |key: &str, v: Option<PathBuf>, in_dir: &str| {
+        v.ok_or_else(|| {
+            ConfigError::new(file, &format!("secure-boot.{key}"), "is not set").hint(format!(
+                "set `keys` to a `nodeimg keygen --secure-boot` directory (with {in_dir}) or \
+                     set `{key}`"
+            ))
+        })
+    };
+    Ok(Some(SecureBootConfig {
+        key: need("key", pick("key", &sb.key, "db.key")?, "db.key")?,
+        certificate: need(
+            "certificate",
+            pick("certificate", &sb.certificate, "db.crt")?,
+            "db.crt",
+        )?,
+        pk: need("pk", pick("pk", &sb.pk, "PK.esl")?, "PK.esl")?,
+        kek: need("kek", pick("kek", &sb.kek, "KEK.esl")?, "KEK.esl")?,
+        db: need("db", pick("db", &sb.db, "db.esl")?, "db.esl")?,
+        dbx: pick("dbx", &sb.dbx, "dbx.esl")?,
+    }))
 }
 
 fn resolve_rootfs(raw: &RawConfig, file: &Path, base: &Path) -> Result<RootfsSource, ConfigError> {

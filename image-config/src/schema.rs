@@ -22,6 +22,8 @@ pub struct RawConfig {
     pub measurements: RawMeasurements,
     #[serde(default)]
     pub signing: RawSigning,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secure_boot: Option<RawSecureBoot>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -252,4 +254,29 @@ pub struct RawSigning {
     /// PKCS#8 PEM private key (`nodeimg keygen`); the build signs manifest.json with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+}
+
+/// `[secure-boot]`: sign the UKI for Secure Boot and predict PCR 7 with these keys enrolled.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawSecureBoot {
+    /// A `nodeimg keygen --secure-boot` directory: `db.key` + `db.crt` sign the UKI and
+    /// `PK.esl`, `KEK.esl`, `db.esl`, `dbx.esl` are what the firmware has enrolled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<String>,
+    /// The signing key (PEM, RSA) — instead of `keys/db.key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Its X.509 certificate (PEM or DER) — instead of `keys/db.crt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+    /// Enrolled signature lists (EFI_SIGNATURE_LIST files) — instead of `keys/*.esl`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kek: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dbx: Option<String>,
 }

@@ -7,4 +7,5 @@ pub mod manifest;
 pub mod pcr;
 pub mod pe;
 pub mod secureboot;
+pub mod signer;
 pub mod signing;

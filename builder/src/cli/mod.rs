@@ -13,6 +13,7 @@ pub mod inspect;
 pub mod keygen;
 pub mod measure;
 pub mod sign;
+pub mod sign_uki;
 pub mod verify;
 
 /// `nodeimg --version`: the version and the digest of the embedded nodeimg-init, which is part
@@ -44,6 +45,7 @@ pub enum Command {
     Measure(measure::Args),
     Keygen(keygen::Args),
     Sign(sign::Args),
+    SignUki(sign_uki::Args),
     Verify(verify::Args),
     Boot(boot::Args),
     Inspect(inspect::Args),
@@ -69,6 +71,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Measure(a) => measure::run(a, g),
         Command::Keygen(a) => keygen::run(a, g),
         Command::Sign(a) => sign::run(a, g),
+        Command::SignUki(a) => sign_uki::run(a, g),
         Command::Verify(a) => verify::run(a, g),
         Command::Completions(a) => docs::run_completions(a, g),
         Command::Man(a) => docs::run_man(a, g),

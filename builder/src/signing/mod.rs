@@ -70,7 +70,7 @@ pub fn keygen(key: &Path, algorithm: Algorithm) -> Result<VerifyingKey> {
 }
 
 /// Creates `path` (which must not exist) with exactly `mode`, whatever the umask.
-fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let mut f: File = OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -6,7 +6,29 @@
 
 use std::fmt;
 
+use thiserror::Error;
+
+pub mod auth;
+pub mod authenticode;
+pub mod cert;
+pub mod esl;
+pub mod pcr7;
+pub mod pkcs7;
 pub mod varstore;
+
+/// Why a Secure Boot artifact cannot be made or read.
+#[derive(Debug, Error)]
+pub enum SecureBootError {
+    /// A key or certificate cannot be used.
+    #[error("{0}")]
+    Key(String),
+    /// Input bytes are not in the expected format.
+    #[error("{0}")]
+    Format(String),
+    /// A PE image cannot be signed.
+    #[error("{0}")]
+    Image(String),
+}
 
 /// An EFI GUID in its in-memory (mixed-endian) layout, as the firmware stores it.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
