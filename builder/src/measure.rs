@@ -54,11 +54,16 @@ pub fn bank(b: image_config::Bank) -> Bank {
     }
 }
 
-/// Predicts the PCRs of `uki` booted as `\EFI\BOOT\BOOTX64.EFI` (Secure Boot off, the default
-/// OVMF firmware profile) in `banks`.
-pub fn predict_uki(uki: &[u8], banks: &[image_config::Bank]) -> Result<Prediction> {
+/// Predicts the PCRs of `uki` booted as `\EFI\BOOT\BOOTX64.EFI` (the default OVMF firmware
+/// profile) in `banks`, with Secure Boot as `sb` says.
+pub fn predict_uki(
+    uki: &[u8],
+    banks: &[image_config::Bank],
+    sb: &pcr::SecureBoot,
+) -> Result<Prediction> {
     let opts = Options {
         banks: banks.iter().map(|&b| bank(b)).collect(),
+        secure_boot: sb.clone(),
         ..Options::default()
     };
     predict_with(uki, &opts)
@@ -119,9 +124,16 @@ pub fn manifest_event(e: &pcr::Event) -> manifest::Event {
     }
 }
 
-/// Fills `pcrs`, `pcr11_phases` and `events` of `m` (and checks `stub.version`) for `uki`.
-pub fn fill_manifest(m: &mut Manifest, uki: &[u8], banks: &[image_config::Bank]) -> Result<()> {
-    let p = predict_uki(uki, banks)?;
+/// Fills `pcrs`, `pcr11_phases`, `events` and `secure_boot` of `m` (and checks
+/// `stub.version`) for `uki`.
+pub fn fill_manifest(
+    m: &mut Manifest,
+    uki: &[u8],
+    banks: &[image_config::Bank],
+    sb: &pcr::SecureBoot,
+) -> Result<()> {
+    let p = predict_uki(uki, banks, sb)?;
+    m.secure_boot = Some(secure_boot_summary(sb, &p.detail));
     if !m.stub.version.is_empty() && m.stub.version != p.stub.version {
         anyhow::bail!(
             "the manifest names systemd-stub {} but the UKI's .sdmagic says {}",
@@ -134,6 +146,82 @@ pub fn fill_manifest(m: &mut Manifest, uki: &[u8], banks: &[image_config::Bank])
     m.pcr11_phases = Some(p.pcr11_phases);
     m.events = Some(p.events);
     Ok(())
+}
+
+/// The manifest's `secure_boot` for a prediction.
+pub fn secure_boot_summary(sb: &pcr::SecureBoot, p: &pcr::Prediction) -> manifest::SecureBoot {
+    use base64::Engine;
+    use measurements::secureboot::{cert, esl};
+    let k = &sb.keys;
+    let variables = [
+        ("PK", &k.pk),
+        ("KEK", &k.kek),
+        ("db", &k.db),
+        ("dbx", &k.dbx),
+    ]
+    .into_iter()
+    .filter(|(_, v)| !v.is_empty())
+    .map(|(name, v)| {
+        let certificates = esl::x509_entries(v)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|e| cert::parse(&e.data, name).ok())
+            .map(|c| c.tbs_certificate.subject.to_string())
+            .collect();
+        let var = manifest::EnrolledVariable {
+            sha256: crate::pipeline::output::sha256_hex(v),
+            esl: base64::engine::general_purpose::STANDARD.encode(v),
+            certificates,
+        };
+        (name.to_string(), var)
+    })
+    .collect();
+    let authority = p.authority.as_ref().map(|e| manifest::Authority {
+        owner: e.owner.to_string(),
+        subject: cert::parse(&e.data, "db entry")
+            .map(|c| c.tbs_certificate.subject.to_string())
+            .unwrap_or_default(),
+        certificate_sha256: crate::pipeline::output::sha256_hex(&e.data),
+    });
+    manifest::SecureBoot {
+        enabled: sb.enabled,
+        variables,
+        authority,
+    }
+}
+
+/// The Secure Boot state a manifest was predicted for (off when it does not say).
+pub fn secure_boot_of(sb: Option<&manifest::SecureBoot>) -> Result<pcr::SecureBoot> {
+    use base64::Engine;
+    let Some(sb) = sb else {
+        return Ok(pcr::SecureBoot::default());
+    };
+    let var = |name: &str| -> Result<Vec<u8>> {
+        match sb.variables.get(name) {
+            None => Ok(Vec::new()),
+            Some(v) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(&v.esl)
+                    .with_context(|| format!("manifest secure_boot.variables.{name}.esl"))?;
+                anyhow::ensure!(
+                    crate::pipeline::output::sha256_hex(&bytes) == v.sha256,
+                    "manifest secure_boot.variables.{name}: esl does not match its sha256"
+                );
+                Ok(bytes)
+            }
+        }
+    };
+    let keys = measurements::secureboot::pcr7::EnrolledKeys {
+        pk: var("PK")?,
+        kek: var("KEK")?,
+        db: var("db")?,
+        dbx: var("dbx")?,
+    };
+    keys.check().context("manifest secure_boot.variables")?;
+    Ok(pcr::SecureBoot {
+        enabled: sb.enabled,
+        keys,
+    })
 }
 
 /// Reads a UKI file with one thread per core, each into its own slice of the buffer: the copy

@@ -15,7 +15,7 @@ use crate::{disk, erofs, esp, initrd, uki, verity};
 mod derive;
 
 use disk::guid_to_string as uuid_text;
-mod output;
+pub(crate) mod output;
 mod progress;
 
 use output::Staging;
@@ -94,6 +94,17 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
     let signer = signer
         .transpose()
         .with_context(|| format!("{}: signing.key", cfg.file.display()))?;
+    let secure_boot = cfg
+        .secure_boot
+        .as_ref()
+        .map(|sb| -> Result<_> {
+            let signer = crate::secureboot::load_signer(&sb.key, &sb.certificate)?;
+            let keys =
+                crate::secureboot::read_enrolled(&sb.pk, &sb.kek, &sb.db, sb.dbx.as_deref())?;
+            Ok((signer, keys))
+        })
+        .transpose()
+        .with_context(|| format!("{}: [secure-boot]", cfg.file.display()))?;
     let init = opts.init.load()?;
     let staging = Staging::new(&opts.out_dir)?;
     let work = staging.work_dir()?;
@@ -161,6 +172,19 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
             },
         )
     })?;
+    // Secure Boot: the UKI the ESP holds (and uki.efi) is the signed one.
+    let (uki_bytes, sb_state) = match &secure_boot {
+        Some((signer, keys)) => (
+            progress.stage("sign uki", || {
+                crate::secureboot::sign_uki(&uki_bytes, signer)
+            })?,
+            measurements::pcr::SecureBoot {
+                enabled: true,
+                keys: keys.clone(),
+            },
+        ),
+        None => (uki_bytes, measurements::pcr::SecureBoot::default()),
+    };
     let esp_path = work.join("esp.img");
     progress.stage("esp", || {
         let vol = derive::volume_id(&cfg.name, &vinfo.root_hash);
@@ -216,6 +240,7 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
         pcrs: None,
         pcr11_phases: None,
         events: None,
+        secure_boot: None,
         snp,
         tdx,
         initrd: manifest::Initrd {
@@ -244,7 +269,7 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
         },
     };
     progress.stage("measure", || {
-        crate::measure::fill_manifest(&mut m, &uki_bytes, &cfg.measurements.banks)
+        crate::measure::fill_manifest(&mut m, &uki_bytes, &cfg.measurements.banks, &sb_state)
     })?;
     let disk_artifact = disk_hash
         .join()

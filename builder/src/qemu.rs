@@ -32,6 +32,8 @@ use supervise::{ChildGuard, Ended, Watch};
 
 /// Debian's OVMF firmware code without Secure Boot (package `ovmf`).
 pub const DEFAULT_OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+/// Debian's Secure-Boot-capable OVMF build (needs SMM and a secure pflash).
+pub const DEFAULT_OVMF_CODE_SECBOOT: &str = "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd";
 /// Debian's empty OVMF variable store matching [`DEFAULT_OVMF_CODE`]; only ever copied.
 pub const DEFAULT_OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 /// The QEMU binary looked up on PATH.
@@ -87,6 +89,9 @@ pub struct BootSpec {
     pub ovmf_code: PathBuf,
     /// OVMF variable store template; the guest gets a private writable copy.
     pub ovmf_vars: PathBuf,
+    /// Run the firmware with SMM and a secure variable flash, as the Secure Boot OVMF build
+    /// needs (without them it refuses to start or cannot protect its variables).
+    pub secure_boot: bool,
     /// Stop as soon as the console shows any of these texts.
     pub stop_on: Vec<String>,
     /// Guest memory in MiB.
@@ -109,6 +114,7 @@ impl BootSpec {
             tpm: false,
             ovmf_code: DEFAULT_OVMF_CODE.into(),
             ovmf_vars: DEFAULT_OVMF_VARS.into(),
+            secure_boot: false,
             stop_on: Vec::new(),
             memory_mib: 1024,
             cpus: 2,
@@ -205,6 +211,7 @@ pub fn boot_streaming(
         cpus: spec.cpus,
         disk: Some(&spec.disk),
         tpm_socket: swtpm.as_ref().map(|t| t.socket()),
+        smm: spec.secure_boot,
     };
     tracing::info!(disk = %spec.disk.display(), accel = accel.as_str(), tpm = spec.tpm, "booting");
     let start = Instant::now();
@@ -336,6 +343,7 @@ fn probe_kvm(spec: &BootSpec, qemu: &Path) -> Result<bool> {
         cpus: 1,
         disk: None,
         tpm_socket: None,
+        smm: spec.secure_boot,
     };
     let mut child = spawn_qemu(qemu, &machine)?;
     let watch = Watch {
@@ -364,6 +372,8 @@ struct Machine<'a> {
     cpus: u32,
     disk: Option<&'a Path>,
     tpm_socket: Option<&'a Path>,
+    /// q35 with SMM and a secure pflash (the Secure Boot OVMF build).
+    smm: bool,
 }
 
 fn spawn_qemu(qemu: &Path, m: &Machine) -> Result<ChildGuard> {
@@ -382,10 +392,13 @@ fn qemu_args(m: &Machine) -> Vec<OsString> {
         "-nodefaults",
         "-no-user-config",
         "-machine",
-        "q35",
+        if m.smm { "q35,smm=on" } else { "q35" },
         "-accel",
         m.accel.as_str(),
     ]);
+    if m.smm {
+        push(&["-global", "driver=cfi.pflash01,property=secure,value=on"]);
+    }
     push(&["-m", &m.memory_mib.to_string(), "-smp", &m.cpus.to_string()]);
     push(&["-display", "none", "-monitor", "none", "-no-reboot"]);
     push(&[
@@ -443,6 +456,7 @@ mod tests {
             cpus: 2,
             disk,
             tpm_socket: tpm,
+            smm: false,
         }
     }
 
@@ -469,7 +483,7 @@ mod tests {
                     "-drive if=none,id=d0,format=raw,snapshot=on,file=/img/a,,b.raw -device virtio-blk-pci,drive=d0",
                     "-serial chardev:ser0",
                 ],
-                &["tpm", "kvm"],
+                &["tpm", "kvm", "smm", "secure"],
             ),
             (
                 machine(Some(disk), Some(sock), Accel::Kvm),
@@ -480,6 +494,11 @@ mod tests {
                 &["tcg"],
             ),
             (machine(None, None, Accel::Kvm), &["-accel kvm"], &["virtio-blk", "if=none"]),
+            (
+                Machine { smm: true, ..machine(Some(disk), None, Accel::Tcg) },
+                &["-machine q35,smm=on -accel tcg", "-global driver=cfi.pflash01,property=secure,value=on"],
+                &[],
+            ),
         ];
         for (m, want, absent) in cases {
             let line = joined(m);

@@ -28,6 +28,10 @@ pub struct Manifest {
     /// The expected event log, in order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events: Option<Vec<Event>>,
+    /// Secure Boot as the PCR prediction assumes it (absent in manifests written before it was
+    /// recorded: Secure Boot off, nothing enrolled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secure_boot: Option<SecureBoot>,
     /// SEV-SNP launch digests, one per configured combination.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snp: Option<Vec<SnpEntry>>,
@@ -35,6 +39,41 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tdx: Option<Vec<TdxEntry>>,
     pub inputs: Inputs,
+}
+
+/// The Secure Boot state PCR 7 (and PCR 4) were predicted for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecureBoot {
+    /// Secure Boot enforcing, with these variables enrolled.
+    pub enabled: bool,
+    /// The enrolled signature lists (`PK`, `KEK`, `db`, `dbx`), each present only when
+    /// enrolled.
+    pub variables: BTreeMap<String, EnrolledVariable>,
+    /// The db entry that authorises the UKI (Secure Boot on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority: Option<Authority>,
+}
+
+/// One enrolled EFI_SIGNATURE_LIST variable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrolledVariable {
+    pub sha256: String,
+    /// The variable's bytes, base64 (public: certificates and hashes), so a verifier can
+    /// recompute PCR 7 from the manifest alone.
+    pub esl: String,
+    /// Subjects of the X.509 entries, for people.
+    pub certificates: Vec<String>,
+}
+
+/// The db entry the firmware measures as `EV_EFI_VARIABLE_AUTHORITY`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Authority {
+    /// Signature owner GUID.
+    pub owner: String,
+    /// Certificate subject.
+    pub subject: String,
+    /// SHA-256 of the certificate DER.
+    pub certificate_sha256: String,
 }
 
 /// One expected SEV-SNP launch digest: the firmware and launch parameters it holds for.

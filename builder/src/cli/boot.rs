@@ -18,6 +18,9 @@ use crate::qemu::{self, Accel, BootResult, BootSpec, ObservedPcrs, Outcome};
 
 /// Console texts that fail every boot.
 pub const DEFAULT_FAIL_ON: &[&str] = &["nodeimg-init: error:", "Kernel panic"];
+/// What OVMF's boot manager prints when Secure Boot refuses an image ("BdsDxe: failed to load
+/// Boot0001 … : Access Denied"); it then retries forever, so the text fails the boot at once.
+pub const SECURE_BOOT_REFUSED: &str = "Access Denied";
 /// Console lines quoted in a failure message.
 const TAIL_LINES: usize = 20;
 
@@ -37,12 +40,19 @@ pub struct Args {
     /// Attach a software TPM 2.0 (swtpm) with the SHA-256 and SHA-384 PCR banks active.
     #[arg(long)]
     pub tpm: bool,
-    /// OVMF firmware code, without Secure Boot.
-    #[arg(long, value_name = "FILE", default_value = qemu::DEFAULT_OVMF_CODE)]
-    pub ovmf_code: PathBuf,
-    /// OVMF variable store template; the guest boots with a temporary copy.
-    #[arg(long, value_name = "FILE", default_value = qemu::DEFAULT_OVMF_VARS)]
-    pub ovmf_vars: PathBuf,
+    /// OVMF firmware code [default: /usr/share/OVMF/OVMF_CODE_4M.fd, with --secure-boot
+    /// /usr/share/OVMF/OVMF_CODE_4M.secboot.fd].
+    #[arg(long, value_name = "FILE")]
+    pub ovmf_code: Option<PathBuf>,
+    /// OVMF variable store template; the guest boots with a temporary copy
+    /// [default: /usr/share/OVMF/OVMF_VARS_4M.fd, with --secure-boot DIR: DIR/OVMF_VARS.fd].
+    #[arg(long, value_name = "FILE")]
+    pub ovmf_vars: Option<PathBuf>,
+    /// Boot with Secure Boot enforcing: the Secure Boot OVMF build (SMM, secure flash) and the
+    /// keys enrolled in KEYS (a `nodeimg keygen --secure-boot` directory, or a VARS file). The
+    /// firmware refusing the image ("Access Denied") fails the boot at once.
+    #[arg(long, value_name = "KEYS")]
+    pub secure_boot: Option<PathBuf>,
     /// How QEMU runs the guest; auto uses KVM only when a probe boot shows it works.
     #[arg(long, value_enum, value_name = "ACCEL", default_value_t = Accel::Auto)]
     pub accel: Accel,
@@ -70,14 +80,20 @@ pub struct Args {
 pub fn run(args: Args, g: Globals) -> Result<ExitCode> {
     let expected = args.manifest.as_deref().map(Expected::load).transpose()?;
     let wants_log = expected.is_some() || args.save_event_log.is_some();
-    let mut check = ConsoleCheck::new(args.expect.clone(), &args.fail_on);
+    let mut fail_on = args.fail_on.clone();
+    if args.secure_boot.is_some() {
+        fail_on.push(SECURE_BOOT_REFUSED.to_string());
+    }
+    let mut check = ConsoleCheck::new(args.expect.clone(), &fail_on);
     check.wait_for_event_log = wants_log;
+    let (ovmf_code, ovmf_vars) = firmware(&args)?;
     let spec = BootSpec {
         timeout: Duration::from_secs(args.timeout),
         accel: args.accel,
         tpm: args.tpm,
-        ovmf_code: args.ovmf_code.clone(),
-        ovmf_vars: args.ovmf_vars.clone(),
+        ovmf_code,
+        ovmf_vars,
+        secure_boot: args.secure_boot.is_some(),
         console_log: args.console_log.clone(),
         ..BootSpec::new(&args.disk)
     };
@@ -118,6 +134,39 @@ pub fn run(args: Args, g: Globals) -> Result<ExitCode> {
         t => format!("last {TAIL_LINES} console lines:\n{t}"),
     };
     Err(anyhow!("{}\n{tail}", report.problems.join("\n")))
+}
+
+/// The firmware code and variable store template for the boot.
+fn firmware(args: &Args) -> Result<(PathBuf, PathBuf)> {
+    let Some(keys) = &args.secure_boot else {
+        return Ok((
+            args.ovmf_code
+                .clone()
+                .unwrap_or_else(|| qemu::DEFAULT_OVMF_CODE.into()),
+            args.ovmf_vars
+                .clone()
+                .unwrap_or_else(|| qemu::DEFAULT_OVMF_VARS.into()),
+        ));
+    };
+    let vars = match &args.ovmf_vars {
+        Some(v) => v.clone(),
+        None if keys.is_dir() => keys.join(crate::secureboot::VARS_FILE),
+        None => keys.clone(),
+    };
+    if !vars.is_file() {
+        return Err(anyhow!(
+            "--secure-boot {}: no variable store {} (make one with nodeimg keygen --secure-boot \
+             DIR, or pass a VARS file)",
+            keys.display(),
+            vars.display()
+        ));
+    }
+    Ok((
+        args.ovmf_code
+            .clone()
+            .unwrap_or_else(|| qemu::DEFAULT_OVMF_CODE_SECBOOT.into()),
+        vars,
+    ))
 }
 
 /// Writes the guest's event log to `path`; a missing log is a problem.
@@ -500,7 +549,11 @@ mod tests {
             (a.expect.len(), a.fail_on.len(), a.timeout, a.accel),
             (2, 1, 7, Accel::Tcg)
         );
-        assert_eq!(a.ovmf_code, PathBuf::from(qemu::DEFAULT_OVMF_CODE));
+        assert_eq!(a.ovmf_code, None);
+        assert_eq!(
+            firmware(&a).unwrap().0,
+            PathBuf::from(qemu::DEFAULT_OVMF_CODE)
+        );
         assert!(cli.json);
     }
 }

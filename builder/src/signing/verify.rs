@@ -318,7 +318,12 @@ fn manifest_banks(manifest: &Value) -> Vec<image_config::Bank> {
 /// banks the signed manifest uses.
 fn measure_image(image: &Path, manifest: &Value) -> Result<Value> {
     let uki = crate::measure::uki_from_disk(image)?;
-    let p = crate::measure::predict_uki(&uki, &manifest_banks(manifest))?;
+    let sb: Option<measurements::manifest::SecureBoot> = match manifest.get("secure_boot") {
+        Some(v) => Some(serde_json::from_value(v.clone()).context("manifest secure_boot")?),
+        None => None,
+    };
+    let sb = crate::measure::secure_boot_of(sb.as_ref())?;
+    let p = crate::measure::predict_uki(&uki, &manifest_banks(manifest), &sb)?;
     Ok(serde_json::to_value(&p)?)
 }
 

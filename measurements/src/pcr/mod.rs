@@ -22,12 +22,12 @@ pub use cpio::pack_literal as cpio_literal;
 pub use firmware::FirmwareProfile;
 pub use phases::{pcr11_from_contents, phase_values, PhasePath, DEFAULT_PHASE_PATHS};
 pub use predict::{
-    predict, Options, PredictError, Prediction, StubInfo, INITRD_TAG, LOAD_OPTIONS_TAG,
+    predict, Options, PredictError, Prediction, SecureBoot, StubInfo, INITRD_TAG, LOAD_OPTIONS_TAG,
 };
 pub use stub::{mangle_cmdline, StubFamily};
 
 /// The PCRs a prediction covers.
-pub const PREDICTED_PCRS: [u32; 5] = [4, 9, 11, 12, 13];
+pub const PREDICTED_PCRS: [u32; 6] = [4, 7, 9, 11, 12, 13];
 
 /// A TPM PCR bank (hash algorithm).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -228,6 +228,10 @@ impl EventType {
     pub const EFI_BOOT_SERVICES_APPLICATION: EventType = EventType(0x8000_0003);
     /// `EV_EFI_ACTION`.
     pub const EFI_ACTION: EventType = EventType(0x8000_0007);
+    /// `EV_EFI_VARIABLE_DRIVER_CONFIG`.
+    pub const EFI_VARIABLE_DRIVER_CONFIG: EventType = EventType(0x8000_0001);
+    /// `EV_EFI_VARIABLE_AUTHORITY`.
+    pub const EFI_VARIABLE_AUTHORITY: EventType = EventType(0x8000_00e0);
 
     const NAMES: [(u32, &'static str); 28] = [
         (0x0000_0000, "EV_PREBOOT_CERT"),

@@ -54,6 +54,9 @@ pub enum PredictError {
         /// The version from `.sdmagic`.
         version: String,
     },
+    /// Secure Boot is on but the firmware would not start the UKI.
+    #[error("Secure Boot: {0}")]
+    SecureBoot(String),
     /// Only PCR 11 is known for this stub version; PCR 4/9 were never checked on a real boot.
     #[error(
         "systemd-stub {version}: its PCR 9 initrd and command-line handling was never verified \
@@ -108,6 +111,18 @@ pub struct Options {
     /// hashed and reported; the Authenticode digests only when PCR 4 is among them, the PCR 11
     /// phases only with PCR 11.
     pub pcrs: Vec<u32>,
+    /// The Secure Boot state and enrolled keys (PCR 7; with Secure Boot on also PCR 4).
+    pub secure_boot: SecureBoot,
+}
+
+/// What the firmware enforces and has enrolled.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecureBoot {
+    /// Secure Boot enforcing (PK enrolled, `SecureBoot` = 1).
+    pub enabled: bool,
+    /// The enrolled PK, KEK, db and dbx (empty lists: not enrolled; with Secure Boot off,
+    /// OVMF's default empty store has none).
+    pub keys: crate::secureboot::pcr7::EnrolledKeys,
 }
 
 impl Default for Options {
@@ -117,6 +132,7 @@ impl Default for Options {
             firmware: FirmwareProfile::default(),
             phase_paths: DEFAULT_PHASE_PATHS.iter().map(|s| s.to_string()).collect(),
             pcrs: PREDICTED_PCRS.to_vec(),
+            secure_boot: SecureBoot::default(),
         }
     }
 }
@@ -154,6 +170,8 @@ pub struct Prediction {
     pub kernel_authenticode: BTreeMap<Bank, Digest>,
     /// The command line the stub hands to the kernel (after its clean-up), if any.
     pub cmdline: Option<String>,
+    /// With Secure Boot on: the db entry that authorises the UKI.
+    pub authority: Option<crate::secureboot::esl::Entry>,
 }
 
 /// An event whose digests are still to be computed: index of its message.
@@ -219,7 +237,12 @@ pub fn predict(uki: &[u8], opts: &Options) -> Result<Prediction, PredictError> {
     };
     let kernel = Pe::parse(&kernel_bytes).map_err(PredictError::Kernel)?;
     check_kernel_loadimage(&kernel)?;
-    let (mut plan, cmdline) = plan(&pe, &kernel, stub.family, opts.firmware)?;
+    let authority = if opts.secure_boot.enabled {
+        Some(authorising_entry(uki, &opts.secure_boot)?)
+    } else {
+        None
+    };
+    let (mut plan, cmdline) = plan(&pe, &kernel, stub.family, opts, authority.as_ref())?;
     // Messages only unselected PCRs use are not hashed (their digests are never reported).
     let wanted = |pcr: u32| opts.pcrs.contains(&pcr);
     let mut needed = vec![false; plan.messages.len()];
@@ -238,7 +261,58 @@ pub fn predict(uki: &[u8], opts: &Options) -> Result<Prediction, PredictError> {
         (digests, scan.join())
     });
     let support = support.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-    Ok(assemble(stub, opts, &plan, &digests, support, cmdline))
+    let mut p = assemble(stub, opts, &plan, &digests, support, cmdline);
+    p.authority = authority;
+    Ok(p)
+}
+
+/// The db entry through which the firmware starts `uki`, after the checks it makes: signed,
+/// not revoked in dbx (by certificate or by Authenticode SHA-256), anchored in db.
+fn authorising_entry(
+    uki: &[u8],
+    sb: &SecureBoot,
+) -> Result<crate::secureboot::esl::Entry, PredictError> {
+    use crate::secureboot::{authenticode, cert, esl, pcr7, EFI_CERT_SHA256, EFI_CERT_X509};
+    let err = |m: String| PredictError::SecureBoot(m);
+    let signatures = authenticode::signer_certificates(uki).map_err(|e| err(e.to_string()))?;
+    if signatures.is_empty() {
+        return Err(err(
+            "the UKI is not signed, so the firmware would refuse it (sign it with nodeimg sign-uki \
+             or [secure-boot] in the config)"
+                .into(),
+        ));
+    }
+    let dbx = esl::parse(&sb.keys.dbx).map_err(|e| err(format!("dbx: {e}")))?;
+    let digest = crate::authenticode::digest_of(uki, Bank::Sha256)
+        .map_err(|e| err(format!("Authenticode of the UKI: {e}")))?;
+    for list in &dbx {
+        for e in &list.entries {
+            let revoked = (list.signature_type == EFI_CERT_SHA256 && e.data == digest.as_bytes())
+                || (list.signature_type == EFI_CERT_X509
+                    && cert::parse(&e.data, "dbx entry")
+                        .is_ok_and(|c| signatures.iter().flatten().any(|s| *s == c)));
+            if revoked {
+                return Err(err(format!(
+                    "dbx revokes the UKI (entry owned by {}): the firmware would refuse it",
+                    e.owner
+                )));
+            }
+        }
+    }
+    pcr7::authorising_entry(&sb.keys.db, &signatures)
+        .map_err(|e| err(format!("db: {e}")))?
+        .ok_or_else(|| {
+            let subjects: Vec<String> = signatures
+                .iter()
+                .flatten()
+                .map(|c| format!("'{}'", c.tbs_certificate.subject))
+                .collect();
+            err(format!(
+                "no db certificate authorises the UKI's signature (signed by {}): the firmware \
+                 would refuse it",
+                subjects.join(", ")
+            ))
+        })
 }
 
 /// Every message to hash and every event, in boot order; and the handed-over command line.
@@ -246,14 +320,24 @@ fn plan<'a>(
     pe: &Pe<'a>,
     kernel: &Pe<'a>,
     family: StubFamily,
-    firmware: FirmwareProfile,
+    opts: &Options,
+    authority: Option<&crate::secureboot::esl::Entry>,
 ) -> Result<(Plan<'a>, Option<String>), PredictError> {
+    use crate::secureboot::pcr7;
     let mut plan = Plan::default();
     plan.uki_auth = plan.message(auth_chunks(pe, "UKI")?);
     plan.kernel_auth = plan.message(auth_chunks(kernel, "kernel")?);
-    for e in firmware.pcr4_prelude() {
+    let sb = &opts.secure_boot;
+    for e in pcr7::config_events(sb.enabled, &sb.keys) {
+        plan.event(7, e.event_type, e.description, vec![owned(e.data)]);
+    }
+    for e in opts.firmware.pcr4_prelude() {
         let chunks = vec![borrowed(e.data)];
         plan.event(4, e.event_type, e.description.into(), chunks);
+    }
+    if let Some(entry) = authority {
+        let e = pcr7::authority_event(entry, "the UKI");
+        plan.event(7, e.event_type, e.description, vec![owned(e.data)]);
     }
     let (uki_auth, kernel_auth) = (plan.uki_auth, plan.kernel_auth);
     push_app(
@@ -262,8 +346,12 @@ fn plan<'a>(
         "UKI \\EFI\\BOOT\\BOOTX64.EFI (Authenticode)",
     );
     let sections = pcr11_events(&mut plan, pe, family)?;
-    let started = "kernel from .linux, started by systemd-stub with LoadImage (Authenticode)";
-    push_app(&mut plan, kernel_auth, started);
+    // With Secure Boot on, systemd-stub 252, 254 and 257 all start the kernel without a
+    // firmware measurement (observed: no PCR 4 event, no authority event for it).
+    if !sb.enabled {
+        let started = "kernel from .linux, started by systemd-stub with LoadImage (Authenticode)";
+        push_app(&mut plan, kernel_auth, started);
+    }
     let cmdline = pcr9_events(&mut plan, pe, family, &sections)?;
     Ok((plan, cmdline))
 }
@@ -335,6 +423,7 @@ fn assemble(
         pcrs,
         pcr11_phases,
         cmdline,
+        authority: None,
     }
 }
 

@@ -16,9 +16,9 @@ use super::{utf16le, Guid, SecureBootError, EFI_GLOBAL_VARIABLE, EFI_IMAGE_SECUR
 use crate::pcr::EventType;
 
 /// `EV_EFI_VARIABLE_DRIVER_CONFIG`.
-pub const EV_EFI_VARIABLE_DRIVER_CONFIG: EventType = EventType(0x8000_0001);
+pub const EV_EFI_VARIABLE_DRIVER_CONFIG: EventType = EventType::EFI_VARIABLE_DRIVER_CONFIG;
 /// `EV_EFI_VARIABLE_AUTHORITY`.
-pub const EV_EFI_VARIABLE_AUTHORITY: EventType = EventType(0x8000_00e0);
+pub const EV_EFI_VARIABLE_AUTHORITY: EventType = EventType::EFI_VARIABLE_AUTHORITY;
 
 /// The Secure Boot variables as the firmware holds them (signature-list bytes; empty = the
 /// variable does not exist).
@@ -115,9 +115,9 @@ pub fn config_events(secure_boot: bool, keys: &EnrolledKeys) -> Vec<Pcr7Event> {
 
 /// The db entry that authorises an image signed with `signatures` (the certificates of each
 /// of its PKCS#7 signatures, table order): the first X.509 entry of db that is one of a
-/// signature's certificates, or whose subject issued one of them. edk2 tries the signatures
-/// in order and db's certificates in order as trust anchors; nodeimg matches by exact
-/// certificate or by issuer name (a deeper chain to a db CA is not modelled).
+/// signature's certificates, or whose key signed one of them (RSA, SHA-256). edk2 tries the
+/// signatures in order and db's certificates in order as trust anchors; a chain longer than
+/// signer → db certificate is not modelled.
 pub fn authorising_entry(
     db: &[u8],
     signatures: &[Vec<Certificate>],
@@ -128,15 +128,40 @@ pub fn authorising_entry(
             let Ok(anchor) = super::cert::parse(&entry.data, "db entry") else {
                 continue;
             };
-            let anchors = certs.iter().any(|c| {
-                *c == anchor || c.tbs_certificate.issuer == anchor.tbs_certificate.subject
-            });
+            let anchors = certs.iter().any(|c| *c == anchor || issued_by(c, &anchor));
             if anchors {
                 return Ok(Some(entry.clone()));
             }
         }
     }
     Ok(None)
+}
+
+/// Whether `issuer`'s RSA key signed `cert` (sha256WithRSAEncryption).
+fn issued_by(cert: &Certificate, issuer: &Certificate) -> bool {
+    use der::Encode;
+    use rsa::pkcs8::DecodePublicKey;
+    use rsa::signature::Verifier;
+    if cert.tbs_certificate.issuer != issuer.tbs_certificate.subject
+        || cert.signature_algorithm.oid != super::cert::SHA256_WITH_RSA
+    {
+        return false;
+    }
+    let (Ok(spki), Ok(tbs)) = (
+        issuer.tbs_certificate.subject_public_key_info.to_der(),
+        cert.tbs_certificate.to_der(),
+    ) else {
+        return false;
+    };
+    let Ok(public) = rsa::RsaPublicKey::from_public_key_der(&spki) else {
+        return false;
+    };
+    let Ok(sig) = rsa::pkcs1v15::Signature::try_from(cert.signature.raw_bytes()) else {
+        return false;
+    };
+    rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(public)
+        .verify(&tbs, &sig)
+        .is_ok()
 }
 
 /// The `EV_EFI_VARIABLE_AUTHORITY` event for a db entry.

@@ -1,4 +1,4 @@
-//! `nodeimg measure uki UKI` and `nodeimg measure disk DISK`: the TPM PCRs 4, 9, 11, 12 and 13
+//! `nodeimg measure uki UKI` and `nodeimg measure disk DISK`: the TPM PCRs 4, 7, 9, 11, 12 and 13
 //! a UKI produces when the firmware boots it as `\EFI\BOOT\BOOTX64.EFI`, per bank, the PCR 11
 //! boot-phase values and the expected event log.
 
@@ -27,17 +27,53 @@ pub struct Common {
     /// "warnOnly":false},…}}`, SHA-256 bank).
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = Format::Manifest)]
     pub format: Format,
-    /// PCRs to predict (comma-separated, of 4, 9, 11, 12, 13): only their events are hashed
+    /// PCRs to predict (comma-separated, of 4, 7, 9, 11, 12, 13): only their events are hashed
     /// and reported (`--pcr 11` is the work `systemd-measure calculate` does).
-    #[arg(long = "pcr", value_name = "PCRS", value_delimiter = ',', default_value = "4,9,11,12,13", value_parser = parse_pcr)]
+    #[arg(long = "pcr", value_name = "PCRS", value_delimiter = ',', default_value = "4,7,9,11,12,13", value_parser = parse_pcr)]
     pub pcrs: Vec<u32>,
+    /// Predict with Secure Boot enforcing and the keys of a `nodeimg keygen --secure-boot`
+    /// directory enrolled (its PK.esl, KEK.esl, db.esl, dbx.esl). The UKI must be signed by
+    /// a db key. Without this (and without --pk …): Secure Boot off, nothing enrolled.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["pk", "kek", "db", "dbx"])]
+    pub secure_boot: Option<PathBuf>,
+    /// With Secure Boot enforcing: the enrolled PK as an EFI_SIGNATURE_LIST file (with --kek
+    /// and --db; as nitro-tpm-pcr-compute takes them).
+    #[arg(long = "pk", value_name = "ESL", requires_all = ["kek", "db"])]
+    pub pk: Option<PathBuf>,
+    /// The enrolled KEK (EFI_SIGNATURE_LIST).
+    #[arg(long = "kek", value_name = "ESL", requires_all = ["pk", "db"])]
+    pub kek: Option<PathBuf>,
+    /// The enrolled db (EFI_SIGNATURE_LIST).
+    #[arg(long = "db", value_name = "ESL", requires_all = ["pk", "kek"])]
+    pub db: Option<PathBuf>,
+    /// The enrolled dbx (EFI_SIGNATURE_LIST) [default: none enrolled].
+    #[arg(long = "dbx", value_name = "ESL", requires = "db")]
+    pub dbx: Option<PathBuf>,
+}
+
+impl Common {
+    /// The Secure Boot state the options describe.
+    pub fn secure_boot(&self) -> Result<measurements::pcr::SecureBoot> {
+        let keys = match (&self.secure_boot, &self.pk, &self.kek, &self.db) {
+            (Some(dir), ..) => crate::secureboot::read_enrolled_dir(dir)
+                .with_context(|| format!("--secure-boot {}", dir.display()))?,
+            (None, Some(pk), Some(kek), Some(db)) => {
+                crate::secureboot::read_enrolled(pk, kek, db, self.dbx.as_deref())?
+            }
+            _ => return Ok(measurements::pcr::SecureBoot::default()),
+        };
+        Ok(measurements::pcr::SecureBoot {
+            enabled: true,
+            keys,
+        })
+    }
 }
 
 fn parse_pcr(s: &str) -> Result<u32, String> {
     match s.trim().parse::<u32>() {
         Ok(n) if PREDICTED_PCRS.contains(&n) => Ok(n),
         _ => Err(format!(
-            "PCR {s:?} is not one nodeimg predicts (4, 9, 11, 12, 13)"
+            "PCR {s:?} is not one nodeimg predicts (4, 7, 9, 11, 12, 13)"
         )),
     }
 }
@@ -55,7 +91,7 @@ fn parse_bank(s: &str) -> Result<Bank, String> {
     Bank::from_name(s).ok_or_else(|| format!("unknown PCR bank {s:?} (expected sha256 or sha384)"))
 }
 
-/// PCR 4/9/11/12/13 and boot phases for a UKI file.
+/// PCR 4/7/9/11/12/13 and boot phases for a UKI file.
 #[derive(Debug, clap::Args)]
 pub struct UkiArgs {
     /// The Unified Kernel Image (e.g. uki.efi from `nodeimg build`).
@@ -100,6 +136,7 @@ fn report(uki: &[u8], source: &Path, c: &Common, g: Globals) -> Result<ExitCode>
         firmware: measure::firmware_profile(&c.firmware)?,
         phase_paths: DEFAULT_PHASE_PATHS.iter().map(|s| s.to_string()).collect(),
         pcrs: c.pcrs.clone(),
+        secure_boot: c.secure_boot()?,
     };
     let t = std::time::Instant::now();
     let p = measure::predict_with(uki, &opts)
@@ -134,10 +171,17 @@ fn constellation(p: &Prediction) -> Result<serde_json::Value> {
 fn print_human(p: &Prediction, source: &Path) {
     let d = &p.detail;
     println!(
-        "{}: systemd-stub {}, firmware profile {} (Secure Boot off)",
+        "{}: systemd-stub {}, firmware profile {} ({})",
         source.display(),
         d.stub.version,
-        d.firmware
+        d.firmware,
+        match &d.authority {
+            Some(e) => format!(
+                "Secure Boot on, authorised by the db entry of owner {}",
+                e.owner
+            ),
+            None => "Secure Boot off".to_string(),
+        }
     );
     println!("command line: {}", d.cmdline.as_deref().unwrap_or("(none)"));
     for b in &d.banks {

@@ -62,11 +62,120 @@ fn pad4(mut v: Vec<u8>) -> Vec<u8> {
     v
 }
 
+/// The events of every PCR but 7 (tested on its own below).
 fn types(p: &Prediction) -> Vec<(u32, String)> {
     p.events
         .iter()
+        .filter(|e| e.pcr != 7)
         .map(|e| (e.pcr, e.description.clone()))
         .collect()
+}
+
+fn descriptions(p: &Prediction, pcr: u32) -> Vec<String> {
+    p.events
+        .iter()
+        .filter(|e| e.pcr == pcr)
+        .map(|e| e.description.clone())
+        .collect()
+}
+
+/// A UKI signed by a fresh db key, and the enrolled lists with that key in db.
+fn signed_uki(uki: &[u8], db_extra: bool) -> (Vec<u8>, SecureBoot) {
+    use crate::secureboot::{authenticode, cert, esl, Guid};
+    use crate::signer::RsaKey;
+    let now = std::time::SystemTime::now();
+    let k = RsaKey::generate(&mut rand_core::OsRng, 2048, "db").unwrap();
+    let c = cert::self_signed(&k, "test db", &[5; 8], now, 1, true).unwrap();
+    let owner = Guid([9; 16]);
+    let mut db = Vec::new();
+    if db_extra {
+        let other = RsaKey::generate(&mut rand_core::OsRng, 2048, "other").unwrap();
+        let oc = cert::self_signed(&other, "other", &[6; 8], now, 1, true).unwrap();
+        db.extend(esl::x509(Guid([1; 16]), &cert::to_der(&oc).unwrap()));
+    }
+    db.extend(esl::x509(owner, &cert::to_der(&c).unwrap()));
+    let keys = crate::secureboot::pcr7::EnrolledKeys {
+        pk: esl::x509(owner, b"pk"),
+        kek: esl::x509(owner, b"kek"),
+        db,
+        dbx: Vec::new(),
+    };
+    let signed = authenticode::sign(uki, &c, &k).unwrap();
+    (
+        signed,
+        SecureBoot {
+            enabled: true,
+            keys,
+        },
+    )
+}
+
+#[test]
+fn secure_boot_adds_pcr7_authority_and_drops_the_kernel_event() {
+    let unsigned = Uki::new("257.13-1~deb13u1").build();
+    let off = predict(&unsigned, &Options::default()).unwrap();
+    assert_eq!(
+        descriptions(&off, 7),
+        [
+            "SecureBoot = 0",
+            "PK (absent)",
+            "KEK (absent)",
+            "db (absent)",
+            "dbx (absent)",
+            "separator"
+        ]
+    );
+    assert!(off.authority.is_none());
+    for extra in [false, true] {
+        let (signed, sb) = signed_uki(&unsigned, extra);
+        let opts = Options {
+            secure_boot: sb.clone(),
+            ..Options::default()
+        };
+        let on = predict(&signed, &opts).unwrap();
+        let d7 = descriptions(&on, 7);
+        assert_eq!(d7[0], "SecureBoot = 1");
+        assert_eq!(d7.len(), 7, "{d7:?}");
+        assert!(d7[6].starts_with("db entry (owner 09090909-"), "{d7:?}");
+        // The authority is the matching db entry, never the unrelated first one.
+        let entry = on.authority.clone().unwrap();
+        assert_eq!(entry.owner, crate::secureboot::Guid([9; 16]));
+        let want = crate::secureboot::pcr7::variable_data(
+            crate::secureboot::EFI_IMAGE_SECURITY_DATABASE,
+            "db",
+            &entry.to_bytes(),
+        );
+        let ev = on
+            .events
+            .iter()
+            .find(|e| e.pcr == 7 && e.event_type == EventType::EFI_VARIABLE_AUTHORITY)
+            .unwrap();
+        assert_eq!(ev.digests[&Bank::Sha256], Bank::Sha256.hash(&want));
+        // PCR 4: the prelude and the UKI only; PCR 11 is unchanged by signing.
+        let d4 = descriptions(&on, 4);
+        assert_eq!(d4.len(), 3, "{d4:?}");
+        assert!(d4[2].starts_with("UKI "), "{d4:?}");
+        assert_eq!(on.pcrs[&Bank::Sha256][&11], off.pcrs[&Bank::Sha256][&11]);
+        assert_ne!(on.pcrs[&Bank::Sha256][&4], off.pcrs[&Bank::Sha256][&4]);
+        assert_ne!(on.pcrs[&Bank::Sha384][&7], off.pcrs[&Bank::Sha384][&7]);
+        // An unsigned UKI, a UKI signed by another key, and a revoked one are refused.
+        let e = predict(&unsigned, &opts).unwrap_err().to_string();
+        assert!(e.contains("not signed"), "{e}");
+        let (other, _) = signed_uki(&unsigned, false);
+        let e = predict(&other, &opts).unwrap_err().to_string();
+        assert!(e.contains("no db certificate authorises"), "{e}");
+        let digest = crate::authenticode::digest_of(&signed, Bank::Sha256).unwrap();
+        let mut revoked = opts.clone();
+        let mut dbx = crate::secureboot::EFI_CERT_SHA256.0.to_vec();
+        dbx.extend_from_slice(&76u32.to_le_bytes());
+        dbx.extend_from_slice(&0u32.to_le_bytes());
+        dbx.extend_from_slice(&48u32.to_le_bytes());
+        dbx.extend_from_slice(&[3; 16]);
+        dbx.extend_from_slice(digest.as_bytes());
+        revoked.secure_boot.keys.dbx = dbx;
+        let e = predict(&signed, &revoked).unwrap_err().to_string();
+        assert!(e.contains("dbx revokes"), "{e}");
+    }
 }
 
 #[test]
