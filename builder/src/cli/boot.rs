@@ -277,6 +277,14 @@ impl<'a> Report<'a> {
                 "console showed failure text {}",
                 quoted(&check.failed)
             ));
+            if check.failed.iter().any(|f| f == SECURE_BOOT_REFUSED) {
+                problems.push(
+                    "the firmware refused the UKI under Secure Boot: it is unsigned, signed by a \
+                     key whose certificate is not in the enrolled db, revoked by dbx, or was \
+                     modified after signing (check with: sbverify --cert DIR/db.crt uki.efi)"
+                        .to_string(),
+                );
+            }
         }
         let missing = check.missing();
         if !missing.is_empty() {
