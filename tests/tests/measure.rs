@@ -246,7 +246,7 @@ fn measure_uki_and_disk_print_the_manifest_fields() {
     ]);
     assert_ok(&o, "nodeimg measure --format constellation");
     let c: Value = serde_json::from_slice(&o.stdout).unwrap();
-    for pcr in ["4", "9", "11", "12", "13"] {
+    for pcr in ["4", "7", "9", "11", "12", "13"] {
         assert_eq!(c["measurements"][pcr]["expected"], m["pcrs"]["sha256"][pcr]);
         assert_eq!(c["measurements"][pcr]["warnOnly"], false);
     }
