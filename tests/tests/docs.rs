@@ -35,6 +35,9 @@ const RUN_HERE: &[(&str, &str)] = &[
     ),
 ];
 
+/// The README's Secure Boot walk-through, run by its own test (it boots QEMU).
+const SECURE_BOOT_BLOCK: (&str, &str) = ("README.md", "nodeimg keygen --secure-boot sb-keys");
+
 /// Every ```sh block of `file` (repository-relative).
 fn sh_blocks(file: &str) -> Vec<String> {
     let text = std::fs::read_to_string(repo().join(file)).unwrap();
@@ -76,6 +79,7 @@ fn every_shell_block_in_the_docs_is_checked_somewhere() {
         for b in sh_blocks(&file) {
             let here = RUN_HERE
                 .iter()
+                .chain(std::iter::once(&SECURE_BOOT_BLOCK))
                 .any(|(f, first)| *f == file && b.starts_with(first));
             let elsewhere = ELSEWHERE.iter().any(|(text, _)| *text == b);
             if !here && !elsewhere {
@@ -127,6 +131,32 @@ fn the_signing_docs_blocks_run_as_written() {
     ] {
         assert!(d.path().join(f).is_file(), "{f} missing");
     }
+}
+
+#[test]
+fn the_secure_boot_readme_block_runs_as_written() {
+    let Some(tar) = fixture_tar() else { return };
+    if !have_tool("qemu-system-x86_64") || !have_tool("swtpm") {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    fixture_config(d.path(), &tar, "");
+    let bin_dir = nodeimg().parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let (file, first) = SECURE_BOOT_BLOCK;
+    let block = sh_blocks(file)
+        .into_iter()
+        .find(|b| b.starts_with(first))
+        .unwrap_or_else(|| panic!("{file}: no ```sh block starting with {first:?}"));
+    let out = run_block(d.path(), &path, &block);
+    assert_ok(&out, &format!("{file} block:\n{block}\n"));
+    let m = manifest(&d.path().join("out"));
+    assert_eq!(m["secure_boot"]["enabled"], true);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("PCR  7 sha384 ok"));
 }
 
 fn run_block(dir: &Path, path: &str, block: &str) -> std::process::Output {
