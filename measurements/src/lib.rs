@@ -3,6 +3,7 @@
 pub mod authenticode;
 pub mod cvm;
 pub mod eventlog;
+pub mod guid;
 pub mod manifest;
 pub mod pcr;
 pub mod pe;

@@ -108,17 +108,9 @@ fn the_signing_docs_blocks_run_as_written() {
     }
     let d = tempfile::tempdir().unwrap();
     fixture_config(d.path(), &tar, "\n[signing]\nkey = \"signing.key\"\n");
-    let bin_dir = nodeimg().parent().unwrap();
-    let path = format!(
-        "{}:{}",
-        bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = path_with_nodeimg();
     for (file, first) in RUN_HERE {
-        let block = sh_blocks(file)
-            .into_iter()
-            .find(|b| b.starts_with(first))
-            .unwrap_or_else(|| panic!("{file}: no ```sh block starting with {first:?}"));
+        let block = block(file, first);
         let out = run_block(d.path(), &path, &block);
         assert_ok(&out, &format!("{file} block:\n{block}\n"));
     }
@@ -141,22 +133,32 @@ fn the_secure_boot_readme_block_runs_as_written() {
     }
     let d = tempfile::tempdir().unwrap();
     fixture_config(d.path(), &tar, "");
-    let bin_dir = nodeimg().parent().unwrap();
-    let path = format!(
-        "{}:{}",
-        bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = path_with_nodeimg();
     let (file, first) = SECURE_BOOT_BLOCK;
-    let block = sh_blocks(file)
-        .into_iter()
-        .find(|b| b.starts_with(first))
-        .unwrap_or_else(|| panic!("{file}: no ```sh block starting with {first:?}"));
+    let block = block(file, first);
     let out = run_block(d.path(), &path, &block);
     assert_ok(&out, &format!("{file} block:\n{block}\n"));
     let m = manifest(&d.path().join("out"));
     assert_eq!(m["secure_boot"]["enabled"], true);
     assert!(String::from_utf8_lossy(&out.stdout).contains("PCR  7 sha384 ok"));
+}
+
+/// PATH with the tested `nodeimg` first.
+fn path_with_nodeimg() -> String {
+    let bin_dir = nodeimg().parent().unwrap();
+    format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// The ```sh block of `file` that starts with `first`.
+fn block(file: &str, first: &str) -> String {
+    sh_blocks(file)
+        .into_iter()
+        .find(|b| b.starts_with(first))
+        .unwrap_or_else(|| panic!("{file}: no ```sh block starting with {first:?}"))
 }
 
 fn run_block(dir: &Path, path: &str, block: &str) -> std::process::Output {

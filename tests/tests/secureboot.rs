@@ -20,6 +20,18 @@ fn keygen(dir: &Path, epoch: &str, extra: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// Whether `sbverify --cert CERT IMAGE` accepts the image.
+fn sbverify(cert: &Path, image: &Path) -> bool {
+    Command::new("sbverify")
+        .arg("--cert")
+        .arg(cert)
+        .arg(image)
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
 fn tools(list: &[&str]) -> bool {
     list.iter().all(|t| have_tool(t))
 }
@@ -248,11 +260,9 @@ fn signed_builds_verify_with_sbverify_pesign_osslsigncode_and_reproduce() {
         );
     }
     let uki = a.join("uki.efi");
-    run_tool(
-        Command::new("sbverify")
-            .arg("--cert")
-            .arg(keys.join("db.crt"))
-            .arg(&uki),
+    assert!(
+        sbverify(&keys.join("db.crt"), &uki),
+        "sbverify refused the signed UKI"
     );
     let out = run_tool(Command::new("pesign").arg("-S").arg("-i").arg(&uki));
     let text = String::from_utf8_lossy(&out.stdout);
@@ -285,14 +295,8 @@ fn signed_builds_verify_with_sbverify_pesign_osslsigncode_and_reproduce() {
     // Another certificate and a flipped byte are rejected by sbverify.
     let other = d.path().join("other");
     assert_ok(&keygen(&other, "1767225600", &[]), "keygen other");
-    let wrong = Command::new("sbverify")
-        .arg("--cert")
-        .arg(other.join("db.crt"))
-        .arg(&uki)
-        .output()
-        .unwrap();
     assert!(
-        !wrong.status.success(),
+        !sbverify(&other.join("db.crt"), &uki),
         "sbverify accepted another certificate"
     );
     let mut bytes = std::fs::read(&uki).unwrap();
@@ -300,13 +304,10 @@ fn signed_builds_verify_with_sbverify_pesign_osslsigncode_and_reproduce() {
     bytes[at] ^= 1;
     let flipped = d.path().join("flipped.efi");
     std::fs::write(&flipped, &bytes).unwrap();
-    let bad = Command::new("sbverify")
-        .arg("--cert")
-        .arg(keys.join("db.crt"))
-        .arg(&flipped)
-        .output()
-        .unwrap();
-    assert!(!bad.status.success(), "sbverify accepted a modified image");
+    assert!(
+        !sbverify(&keys.join("db.crt"), &flipped),
+        "sbverify accepted a modified image"
+    );
 
     // Re-signing replaces the signature: one signature, by the new key only.
     let resigned = d.path().join("resigned.efi");
@@ -321,20 +322,12 @@ fn signed_builds_verify_with_sbverify_pesign_osslsigncode_and_reproduce() {
         ]),
         "sign-uki (re-sign)",
     );
-    run_tool(
-        Command::new("sbverify")
-            .arg("--cert")
-            .arg(other.join("db.crt"))
-            .arg(&resigned),
-    );
-    let old = Command::new("sbverify")
-        .arg("--cert")
-        .arg(keys.join("db.crt"))
-        .arg(&resigned)
-        .output()
-        .unwrap();
     assert!(
-        !old.status.success(),
+        sbverify(&other.join("db.crt"), &resigned),
+        "the new signature does not verify"
+    );
+    assert!(
+        !sbverify(&keys.join("db.crt"), &resigned),
         "the old signature survived re-signing"
     );
     let out = run_tool(Command::new("pesign").arg("-S").arg("-i").arg(&resigned));

@@ -11,43 +11,7 @@ use super::error::{CvmError, Result};
 use super::sevmeta::{self, SevSection};
 use super::tdvf::{self, TdxMetadata};
 
-/// A GUID as stored on disk (mixed-endian: first three fields little-endian).
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Guid(pub [u8; 16]);
-
-impl Guid {
-    /// Builds the on-disk form of `aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee`.
-    pub const fn new(a: u32, b: u16, c: u16, d: [u8; 8]) -> Self {
-        let a = a.to_le_bytes();
-        let b = b.to_le_bytes();
-        let c = c.to_le_bytes();
-        Guid([
-            a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d[0], d[1], d[2], d[3], d[4], d[5],
-            d[6], d[7],
-        ])
-    }
-}
-
-impl std::fmt::Display for Guid {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let g = &self.0;
-        write!(
-            f,
-            "{:08x}-{:04x}-{:04x}-{}-{}",
-            u32::from_le_bytes([g[0], g[1], g[2], g[3]]),
-            u16::from_le_bytes([g[4], g[5]]),
-            u16::from_le_bytes([g[6], g[7]]),
-            hex::encode(&g[8..10]),
-            hex::encode(&g[10..16])
-        )
-    }
-}
-
-impl std::fmt::Debug for Guid {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Guid({self})")
-    }
-}
+pub use crate::guid::Guid;
 
 /// `96b582de-1fb2-45f7-baea-a366c55a082d`: the footer entry that closes the table.
 pub const FOOTER_GUID: Guid = Guid::new(

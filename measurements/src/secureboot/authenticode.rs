@@ -80,12 +80,13 @@ pub struct WinCertificate {
     pub data: Vec<u8>,
 }
 
+/// An attribute certificate table: its file range and entries.
+pub type CertificateTable = (std::ops::Range<usize>, Vec<WinCertificate>);
+
 /// The attribute certificate table of `image`: its file range and entries. `None` when the
 /// image is unsigned. Errors name what is wrong (the table must be the last thing in the file
 /// and every entry inside it).
-pub fn certificate_table(
-    image: &[u8],
-) -> Result<Option<(std::ops::Range<usize>, Vec<WinCertificate>)>, SecureBootError> {
+pub fn certificate_table(image: &[u8]) -> Result<Option<CertificateTable>, SecureBootError> {
     let pe = Pe::parse(image).map_err(|e| SecureBootError::Image(e.to_string()))?;
     let Some(dir) = pe
         .optional

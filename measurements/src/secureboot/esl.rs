@@ -156,7 +156,7 @@ mod tests {
         cases.push((zero_sig, "do not divide"));
         let mut two = good.clone();
         two.extend_from_slice(&good[..27]);
-        cases.push((two, &"at byte 0x"[..]));
+        cases.push((two, "at byte 0x"));
         for (bytes, want) in cases {
             let e = parse(&bytes).unwrap_err().to_string();
             assert!(
