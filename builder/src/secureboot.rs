@@ -386,9 +386,34 @@ fn write_all_new(
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )?;
     let staged = stage.keep();
-    if let Err(e) = std::fs::rename(&staged, dir) {
+    if let Err(e) = rename_noreplace(&staged, dir) {
         let _ = std::fs::remove_dir_all(&staged);
         return Err(e).with_context(|| format!("moving the keys into {}", dir.display()));
     }
     Ok(files.iter().map(|(n, _, _)| dir.join(n)).collect())
+}
+
+/// `rename(2)` that fails instead of replacing an existing (even empty) target directory.
+fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL in path"))
+    };
+    let (f, t) = (c(from)?, c(to)?);
+    // SAFETY: both pointers are valid NUL-terminated strings for the duration of the call.
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            f.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }

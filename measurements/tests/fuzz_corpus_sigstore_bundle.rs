@@ -28,5 +28,13 @@ fn seed_bundles_verify_against_the_target_key() {
     let dir = replay::corpus_dir(env!("CARGO_MANIFEST_DIR"), "sigstore_bundle");
     let p256 = std::fs::read(dir.join("cosign-att-p256.sigstore.json")).expect("seed");
     let key = measurements::signing::VerifyingKey::from_spki_pem(body::KEYS[0]).expect("key");
-    measurements::signing::verify::verify(&key, &p256, body::MANIFEST).expect("seed verifies");
+    measurements::signing::verify::verify(
+        &key,
+        &p256,
+        body::MANIFEST,
+        measurements::signing::verify::Policy {
+            allow_message_signature: true,
+        },
+    )
+    .expect("seed verifies");
 }

@@ -235,7 +235,7 @@ fn measure_uki_and_disk_print_the_manifest_fields() {
             assert_eq!(j[key], m[key], "{key} ({})", args[1]);
         }
         assert_eq!(j["stub"]["version"], m["stub"]["version"]);
-        assert_eq!(j["pcrs"]["sha256"].as_object().unwrap().len(), 5);
+        assert_eq!(j["pcrs"]["sha256"].as_object().unwrap().len(), 6);
     }
     let o = run_nodeimg(&[
         "measure",

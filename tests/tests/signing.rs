@@ -269,7 +269,21 @@ fn nodeimg_verifies_bundles_cosign_made() {
         assert_eq!(check(&r, "predicate").0, "ok");
         // Our manifest has pcrs, so --image also asks for the PCR recomputation, which is
         // a separate check; the disk digest itself must pass.
-        let (_, r) = s.verify("cosign-sig.json", public, &["--image", &image]);
+        // A plain sign-blob signature is refused unless asked for: it does not say it signs
+        // a nodeimg manifest.
+        let (ok, r) = s.verify("cosign-sig.json", public, &[]);
+        assert!(!ok, "{alg} sign-blob bundle accepted by default: {r:#}");
+        assert!(
+            check(&r, "signature")
+                .1
+                .contains("--allow-message-signature"),
+            "{r:#}"
+        );
+        let (_, r) = s.verify(
+            "cosign-sig.json",
+            public,
+            &["--image", &image, "--allow-message-signature"],
+        );
         for name in ["bundle", "signature", "manifest", "image"] {
             assert_eq!(
                 check(&r, name).0,

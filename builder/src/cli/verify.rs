@@ -31,6 +31,12 @@ pub struct Args {
     /// Observed PCR values (JSON {"sha256":{"4":"…"}} or `nodeimg boot --json` output).
     #[arg(long, value_name = "FILE")]
     pub pcrs: Option<PathBuf>,
+    /// Also accept a bundle with a plain message signature over manifest.json (cosign
+    /// sign-blob) instead of the nodeimg in-toto statement. Off by default: such a signature
+    /// does not say what it signs, so any JSON the same key signed for another purpose would
+    /// pass as a manifest.
+    #[arg(long)]
+    pub allow_message_signature: bool,
 }
 
 pub fn run(a: Args, g: Globals) -> anyhow::Result<ExitCode> {
@@ -51,6 +57,9 @@ pub fn run(a: Args, g: Globals) -> anyhow::Result<ExitCode> {
         image: a.image,
         event_log: a.event_log,
         pcrs: a.pcrs,
+        policy: measurements::signing::verify::Policy {
+            allow_message_signature: a.allow_message_signature,
+        },
     })?;
     if g.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -26,6 +26,8 @@ pub struct Request {
     pub event_log: Option<PathBuf>,
     /// Observed PCRs (JSON `{"sha256":{"4":"…"}}`, or `nodeimg boot --json` output).
     pub pcrs: Option<PathBuf>,
+    /// What besides the nodeimg in-toto statement is accepted.
+    pub policy: measurements::signing::verify::Policy,
 }
 
 /// Outcome of one check.
@@ -95,7 +97,7 @@ pub fn verify(req: &Request) -> Result<Report> {
     let manifest = read_capped(&req.manifest, MANIFEST_MAX, "manifest")?;
     let bundle = read_capped(&req.bundle, BUNDLE_MAX, "bundle")?;
     let mut c = Checks::default();
-    let doc = signed_manifest(&mut c, &key, &bundle, &manifest);
+    let doc = signed_manifest(&mut c, &key, &bundle, &manifest, req.policy);
     match &doc {
         Some(doc) => optional_checks(&mut c, req, doc)?,
         None => {
@@ -130,6 +132,7 @@ fn signed_manifest(
     key: &VerifyingKey,
     bundle: &[u8],
     manifest: &[u8],
+    policy: measurements::signing::verify::Policy,
 ) -> Option<ManifestDoc> {
     let parsed = c.record(
         "bundle",
@@ -143,7 +146,7 @@ fn signed_manifest(
     )?;
     let signed = c.record(
         "signature",
-        checks::check_signature(&parsed, key, manifest)
+        checks::check_signature(&parsed, key, manifest, policy)
             .map_err(Into::into)
             .map(|s| {
                 let over = match &s {

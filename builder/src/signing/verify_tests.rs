@@ -38,6 +38,7 @@ impl Fixture {
             image: Some(self.path("disk.raw")),
             event_log: None,
             pcrs: None,
+            policy: Default::default(),
         }
     }
 }

@@ -48,6 +48,15 @@ pub enum Error {
     UnsupportedMaterial(&'static str),
     #[error("the bundle has neither dsseEnvelope nor messageSignature")]
     NoContent,
+    /// A `messageSignature` bundle where the policy asks for the in-toto statement.
+    #[error(
+        "the bundle holds a messageSignature (cosign sign-blob) over manifest.json's bytes, not \
+         the nodeimg in-toto statement; such a signature does not say what was signed, so any \
+         blob the same key signed could pass as a manifest: sign with `nodeimg sign` (or cosign \
+         attest-blob --type https://nodeimg.dev/measurements/v1), or accept it explicitly with \
+         --allow-message-signature"
+    )]
+    MessageSignatureNotAllowed,
     #[error("the bundle has both dsseEnvelope and messageSignature")]
     BothContents,
     #[error("{field} is not valid base64: {reason}")]

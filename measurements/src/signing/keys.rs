@@ -141,13 +141,19 @@ impl SigningKey {
     }
 
     /// Signs `message`: pure Ed25519 over the bytes, or a DER ECDSA signature over their
-    /// SHA-256 (RFC 6979 deterministic nonces, so the output is reproducible).
+    /// SHA-256 (RFC 6979 deterministic nonces, so the output is reproducible), always in low-S
+    /// form (`s ≤ n/2`), which strict verifiers (BoringSSL-based, Go's `ecdsa` with
+    /// malleability checks) require.
     pub fn sign(&self, message: &[u8]) -> Vec<u8> {
         match &self.0 {
             Secret::Ed25519(k) => k.sign(message).to_bytes().to_vec(),
             Secret::P256(k) => {
                 let sig: p256::ecdsa::Signature = k.sign(message);
-                sig.to_der().as_bytes().to_vec()
+                sig.normalize_s()
+                    .unwrap_or(sig)
+                    .to_der()
+                    .as_bytes()
+                    .to_vec()
             }
         }
     }

@@ -188,3 +188,30 @@ fn key_material_never_shows_in_debug_or_errors() {
         }
     }
 }
+
+/// ECDSA signatures come out low-S (about half of raw RFC 6979 signatures are high-S), and
+/// still verify.
+#[test]
+fn p256_signatures_are_low_s() {
+    let key = SigningKey::from_seed(Algorithm::EcdsaP256, &[0x5a; 32]).unwrap();
+    let public = key.verifying_key();
+    let mut normalized_some = false;
+    for i in 0u32..64 {
+        let msg = format!("message {i}");
+        let der = key.sign(msg.as_bytes());
+        let sig = p256::ecdsa::Signature::from_der(&der).unwrap();
+        assert!(
+            sig.normalize_s().is_none(),
+            "high-S signature for message {i}"
+        );
+        public.verify(msg.as_bytes(), &der).unwrap();
+        // The raw RFC 6979 signature of some of these messages is high-S: the test would
+        // catch a signer that stopped normalizing.
+        if let Secret::P256(k) = &key.0 {
+            use p256::ecdsa::signature::Signer;
+            let raw: p256::ecdsa::Signature = k.sign(msg.as_bytes());
+            normalized_some |= raw.normalize_s().is_some();
+        }
+    }
+    assert!(normalized_some, "no message gave a high-S raw signature");
+}

@@ -2,7 +2,16 @@
 
 use super::dsse::{Envelope, INTOTO_PAYLOAD_TYPE};
 use super::statement::Subject;
-use super::verify::{check_artifact, verify, Signed};
+use super::verify::{check_artifact, Policy, Signed};
+
+/// Verification with the default policy (the nodeimg in-toto statement only).
+fn verify(
+    key: &VerifyingKey,
+    bundle: &[u8],
+    manifest: &[u8],
+) -> Result<(ManifestDoc, Signed), Error> {
+    super::verify::verify(key, bundle, manifest, Policy::default())
+}
 use super::*;
 
 const MANIFEST: &[u8] = include_bytes!("testdata/manifest.json");
@@ -68,9 +77,17 @@ fn accepts_bundles_cosign_made() {
             false,
         ),
     ];
+    let lenient = Policy {
+        allow_message_signature: true,
+    };
     for (bundle, key, attestation) in cases {
-        let (doc, signed) =
-            verify(key, bundle.as_bytes(), MANIFEST).unwrap_or_else(|e| panic!("{bundle}: {e}"));
+        let (doc, signed) = super::verify::verify(key, bundle.as_bytes(), MANIFEST, lenient)
+            .unwrap_or_else(|e| panic!("{bundle}: {e}"));
+        // By default a sign-blob bundle is refused: it does not say it signs a manifest.
+        if !attestation {
+            let e = verify(key, bundle.as_bytes(), MANIFEST).unwrap_err();
+            assert!(matches!(e, Error::MessageSignatureNotAllowed), "{e}");
+        }
         match signed {
             // cosign 2.5 attest-blob: Statement v0.1, the one blob as the only subject.
             Signed::Statement(st) => {

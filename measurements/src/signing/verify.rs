@@ -28,11 +28,21 @@ pub enum Signed {
     Manifest,
 }
 
+/// What a verifier accepts besides the nodeimg in-toto statement.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// Accept a `messageSignature` (cosign `sign-blob`) over `manifest.json`'s bytes. Off by
+    /// default: such a signature says nothing about its purpose, so a blob the same key signed
+    /// for something else (any JSON with an `artifacts` map) would pass as a signed manifest.
+    pub allow_message_signature: bool,
+}
+
 /// Checks the key hint and the signature. `manifest` is needed for a `messageSignature`.
 pub fn check_signature(
     bundle: &Bundle,
     key: &VerifyingKey,
     manifest: &[u8],
+    policy: Policy,
 ) -> Result<Signed, Error> {
     if let Some(hint) = bundle.hint() {
         let pinned = key.hint();
@@ -50,6 +60,9 @@ pub fn check_signature(
                 return Err(Error::PayloadType(env.payload_type.clone()));
             }
             Ok(Signed::Statement(Box::new(Statement::parse(&payload)?)))
+        }
+        Content::Message(_) if !policy.allow_message_signature => {
+            Err(Error::MessageSignatureNotAllowed)
         }
         Content::Message(m) => {
             check_message(m, key, manifest)?;
@@ -176,9 +189,10 @@ pub fn verify(
     key: &VerifyingKey,
     bundle: &[u8],
     manifest: &[u8],
+    policy: Policy,
 ) -> Result<(ManifestDoc, Signed), Error> {
     let bundle = Bundle::parse(bundle)?;
-    let signed = check_signature(&bundle, key, manifest)?;
+    let signed = check_signature(&bundle, key, manifest, policy)?;
     let doc = ManifestDoc::parse(manifest)?;
     if let Signed::Statement(st) = &signed {
         check_subjects(st, &doc)?;
