@@ -39,7 +39,7 @@ fi
 pkgs=(ovmf swtpm swtpm-tools systemd-boot-efi cryptsetup-bin erofs-utils mtools fdisk
       tpm2-tools mmdebstrap busybox-static jq cpio kmod binutils zstd xz-utils util-linux
       faketime dosfstools python3-pefile time pesign openssl systemd uidmap gcc libc6-dev git
-      bash-completion man-db sbsigntool efitools python3-virt-firmware)
+      bash-completion man-db sbsigntool efitools python3-virt-firmware softhsm2)
 bpo_pkgs=(qemu-system-x86 osslsigncode)
 missing=()
 for p in "${pkgs[@]}" "${bpo_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

@@ -17,6 +17,7 @@ pub mod measure;
 pub mod mmap;
 pub mod outfile;
 pub mod pipeline;
+pub mod pkcs11;
 pub mod qemu;
 pub mod rootfs;
 pub mod secureboot;

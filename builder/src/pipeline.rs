@@ -87,10 +87,7 @@ pub struct Built {
 
 /// Builds the image described by `cfg` into `opts.out_dir`.
 pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
-    let signer = cfg
-        .signing_key
-        .as_deref()
-        .map(crate::signing::read_signing_key);
+    let signer = cfg.signing_key.as_deref().map(crate::signing::load_signer);
     let signer = signer
         .transpose()
         .with_context(|| format!("{}: signing.key", cfg.file.display()))?;
@@ -280,7 +277,7 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
     let bundle_sha = match &signer {
         Some(key) => Some(progress.stage("sign", || {
             let bundle = staging.path(crate::signing::BUNDLE_FILE);
-            crate::signing::sign_file_to(&staging.path("manifest.json"), &bundle, key)
+            crate::signing::sign_file_to(&staging.path("manifest.json"), &bundle, key.as_ref())
         })?),
         None => None,
     };

@@ -67,14 +67,20 @@ pub fn read_certificate(path: &Path) -> Result<Certificate> {
     Ok(c)
 }
 
-/// Loads a signer from a key and certificate file and checks they belong together.
+/// Loads a signer from a key (a PEM file or a `pkcs11:` URI) and a certificate file, and
+/// checks they belong together.
 pub fn load_signer(key: &Path, certificate: &Path) -> Result<DbSigner> {
     let c = read_certificate(certificate)?;
-    let k = read_rsa_key(key)?;
-    measurements::secureboot::pkcs7::check_pair(&c, &k)
-        .with_context(|| format!("{} and {}", key.display(), certificate.display()))?;
+    let text = key.to_string_lossy();
+    let k: Box<dyn Signer> = if crate::pkcs11::is_uri(&text) {
+        Box::new(crate::pkcs11::TokenKey::open(&text)?)
+    } else {
+        Box::new(read_rsa_key(key)?)
+    };
+    measurements::secureboot::pkcs7::check_pair(&c, k.as_ref())
+        .with_context(|| format!("{} and {}", k.describe(), certificate.display()))?;
     Ok(DbSigner {
-        key: Box::new(k),
+        key: k,
         certificate: c,
     })
 }
@@ -132,6 +138,8 @@ pub struct KeygenOptions {
     pub extra_db: Vec<PathBuf>,
     /// A dbx signature list to enroll.
     pub dbx: Option<PathBuf>,
+    /// The db key is this PKCS#11 token key (RSA) instead of a new `db.key` file.
+    pub db_key: Option<String>,
     /// The variable store to enroll into.
     pub vars_template: PathBuf,
     /// Time stamp of the `.auth` payloads and enrolled variables, and the certificates'
@@ -142,9 +150,31 @@ pub struct KeygenOptions {
 /// One role's key pair, generated or read from the directory.
 struct Pair {
     name: &'static str,
-    key: RsaKey,
+    key: Box<dyn Signer>,
+    /// The private key file to write (a new file key), if any.
+    pem: Option<zeroize::Zeroizing<String>>,
     cert: Certificate,
+    /// The key (and certificate) existed already: only the derived files are written.
     reused: bool,
+}
+
+/// A self-signed certificate for `key`, valid from `time` for 20 years.
+fn certify(
+    key: &dyn Signer,
+    name: &str,
+    cn: &str,
+    code_signing: bool,
+    time: u64,
+) -> Result<Certificate> {
+    let serial = random_bytes::<16>()?;
+    Ok(cert::self_signed(
+        key,
+        &format!("{cn} {name}"),
+        &serial,
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(time),
+        20,
+        code_signing,
+    )?)
 }
 
 fn random_bytes<const N: usize>() -> Result<[u8; N]> {
@@ -162,28 +192,21 @@ fn pair(dir: &Path, name: &'static str, cn: &str, code_signing: bool, time: u64)
     match (key_path.exists(), crt_path.exists()) {
         (true, true) => {
             let s = load_signer(&key_path, &crt_path)?;
-            let key = read_rsa_key(&key_path)?;
             Ok(Pair {
                 name,
-                key,
+                key: s.key,
+                pem: None,
                 cert: s.certificate,
                 reused: true,
             })
         }
         (false, false) => {
             let key = RsaKey::generate(&mut rand_core::OsRng, 2048, name)?;
-            let serial = random_bytes::<16>()?;
-            let cert = cert::self_signed(
-                &key,
-                &format!("{cn} {name}"),
-                &serial,
-                std::time::UNIX_EPOCH + std::time::Duration::from_secs(time),
-                20,
-                code_signing,
-            )?;
+            let cert = certify(&key, name, cn, code_signing, time)?;
             Ok(Pair {
                 name,
-                key,
+                pem: Some(key.to_pkcs8_pem()?),
+                key: Box::new(key),
                 cert,
                 reused: false,
             })
@@ -233,15 +256,27 @@ pub fn keygen(dir: &Path, opts: &KeygenOptions) -> Result<KeygenReport> {
     };
     let pk = pair(dir, "PK", &opts.common_name, false, opts.time)?;
     let kek = pair(dir, "KEK", &opts.common_name, false, opts.time)?;
-    let db = pair(dir, "db", &opts.common_name, true, opts.time)?;
+    let db = match &opts.db_key {
+        // The db key lives in a token: only its certificate is written (self-signed by it).
+        Some(uri) => {
+            let key = crate::pkcs11::TokenKey::open(uri)?;
+            let cert = certify(&key, "db", &opts.common_name, true, opts.time)?;
+            Pair {
+                name: "db",
+                key: Box::new(key),
+                pem: None,
+                cert,
+                reused: false,
+            }
+        }
+        None => pair(dir, "db", &opts.common_name, true, opts.time)?,
+    };
     let mut files: Vec<(String, Vec<u8>, u32)> = Vec::new();
     for p in [&pk, &kek, &db] {
         if !p.reused {
-            files.push((
-                format!("{}.key", p.name),
-                p.key.to_pkcs8_pem()?.as_bytes().to_vec(),
-                0o600,
-            ));
+            if let Some(pem) = &p.pem {
+                files.push((format!("{}.key", p.name), pem.as_bytes().to_vec(), 0o600));
+            }
             files.push((
                 format!("{}.crt", p.name),
                 cert::to_pem(&p.cert)?.into_bytes(),
@@ -275,7 +310,7 @@ pub fn keygen(dir: &Path, opts: &KeygenOptions) -> Result<KeygenReport> {
             time,
             data,
             &by.cert,
-            &by.key,
+            by.key.as_ref(),
         )?)
     };
     let mut vars = vec![

@@ -202,6 +202,7 @@ pub(crate) fn resolve(
     let disk = resolve_disk(&raw, file)?;
     let measurements = resolve_measurements(&raw, file, base)?;
     let signing_key = match &raw.signing.key {
+        Some(k) if k.starts_with("pkcs11:") => Some(PathBuf::from(k)),
         Some(k) => Some(existing(file, "signing.key", path(k), false)?),
         None => None,
     };
@@ -237,17 +238,21 @@ fn resolve_secure_boot(
         None => None,
     };
     // Each path: the key's own value, else the file of that name in `keys`.
-    let pick =
-        |key: &str, own: &Option<String>, in_dir: &str| -> Result<Option<PathBuf>, ConfigError> {
-            let full = format!("secure-boot.{key}");
-            match (own, &keys) {
-                (Some(p), _) => existing(file, &full, base.join(p), false).map(Some),
-                (None, Some(d)) if d.join(in_dir).exists() => {
-                    existing(file, &full, d.join(in_dir), false).map(Some)
-                }
-                _ => Ok(None),
+    let pick = |key: &str,
+                own: &Option<String>,
+                in_dir: &str|
+     -> Result<Option<PathBuf>, ConfigError> {
+        let full = format!("secure-boot.{key}");
+        match (own, &keys) {
+            // A key in a PKCS#11 token: the URI is its name.
+            (Some(p), _) if key == "key" && p.starts_with("pkcs11:") => Ok(Some(PathBuf::from(p))),
+            (Some(p), _) => existing(file, &full, base.join(p), false).map(Some),
+            (None, Some(d)) if d.join(in_dir).exists() => {
+                existing(file, &full, d.join(in_dir), false).map(Some)
             }
-        };
+            _ => Ok(None),
+        }
+    };
     let need = |key: &str, v: Option<PathBuf>, in_dir: &str| {
         v.ok_or_else(|| {
             ConfigError::new(file, &format!("secure-boot.{key}"), "is not set").hint(format!(

@@ -23,7 +23,9 @@ use crate::signing;
 /// used instead of a new one. Existing files are never overwritten.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Where to write the private key; the public key goes to KEY.pub.
+    /// Where to write the private key; the public key goes to KEY.pub. A PKCS#11 URI
+    /// (`pkcs11:token=…;object=…?module-path=…&pin-value=…`) makes the key inside the token
+    /// instead (ECDSA P-256, or RSA-2048 for Secure Boot) and needs --public-key.
     #[arg(
         short,
         long,
@@ -31,9 +33,13 @@ pub struct Args {
         required_unless_present = "secure_boot"
     )]
     pub output: Option<PathBuf>,
-    /// Signature algorithm. ecdsa-p256 also works with Rekor and cosign 3.
-    #[arg(long, value_enum, value_name = "ALG", default_value = "ed25519")]
-    pub algorithm: AlgorithmArg,
+    /// Signature algorithm [default: ed25519; ecdsa-p256 for a token key]. ecdsa-p256 also
+    /// works with Rekor and cosign 3; rsa-2048 only in a token, for Secure Boot signing.
+    #[arg(long, value_enum, value_name = "ALG")]
+    pub algorithm: Option<AlgorithmArg>,
+    /// With a PKCS#11 URI: where to write the new key's public key (SPKI PEM).
+    #[arg(long, value_name = "FILE")]
+    pub public_key: Option<PathBuf>,
     /// Make a Secure Boot key set in DIR (created if missing) instead of a signing key.
     #[arg(long, value_name = "DIR", conflicts_with = "output")]
     pub secure_boot: Option<PathBuf>,
@@ -52,6 +58,11 @@ pub struct Args {
     /// e.g. a cloud vendor's or Microsoft's UEFI CA.
     #[arg(long = "add-db", value_name = "CERT", requires = "secure_boot")]
     pub add_db: Vec<PathBuf>,
+    /// Use this PKCS#11 token key (RSA, e.g. made with `keygen -o pkcs11:… --algorithm
+    /// rsa-2048`) as the db key: db.crt is self-signed by it and no db.key is written; then
+    /// sign with `[secure-boot] keys = DIR` and `key = "pkcs11:…"`.
+    #[arg(long, value_name = "PKCS11_URI", requires = "secure_boot")]
+    pub db_key: Option<String>,
     /// An EFI_SIGNATURE_LIST file to enroll as dbx [default: no dbx].
     #[arg(long, value_name = "ESL", requires = "secure_boot")]
     pub dbx: Option<PathBuf>,
@@ -70,13 +81,21 @@ pub enum AlgorithmArg {
     /// ECDSA on NIST P-256 with SHA-256.
     #[value(name = "ecdsa-p256")]
     EcdsaP256,
+    /// RSA-2048 (PKCS#1 v1.5, SHA-256): a token key for Secure Boot signing.
+    #[value(name = "rsa-2048")]
+    Rsa2048,
 }
 
-impl From<AlgorithmArg> for Algorithm {
-    fn from(a: AlgorithmArg) -> Self {
-        match a {
-            AlgorithmArg::Ed25519 => Algorithm::Ed25519,
-            AlgorithmArg::EcdsaP256 => Algorithm::EcdsaP256,
+impl AlgorithmArg {
+    /// The file-key algorithm (RSA keys are made only in tokens or by `--secure-boot`).
+    fn file_algorithm(self) -> anyhow::Result<Algorithm> {
+        match self {
+            AlgorithmArg::Ed25519 => Ok(Algorithm::Ed25519),
+            AlgorithmArg::EcdsaP256 => Ok(Algorithm::EcdsaP256),
+            AlgorithmArg::Rsa2048 => anyhow::bail!(
+                "--algorithm rsa-2048 makes a key in a PKCS#11 token (-o pkcs11:…); Secure Boot \
+                 file keys come from `nodeimg keygen --secure-boot DIR`"
+            ),
         }
     }
 }
@@ -89,7 +108,18 @@ pub fn run(a: Args, g: Globals) -> anyhow::Result<ExitCode> {
         .output
         .clone()
         .expect("clap: required unless --secure-boot");
-    let public = signing::keygen(&output, a.algorithm.into())?;
+    if crate::pkcs11::is_uri(&output.to_string_lossy()) {
+        return token(&output.to_string_lossy(), &a, g);
+    }
+    anyhow::ensure!(
+        a.public_key.is_none(),
+        "--public-key is for a key made in a PKCS#11 token; a file key's public key goes to KEY.pub"
+    );
+    let algorithm = a
+        .algorithm
+        .unwrap_or(AlgorithmArg::Ed25519)
+        .file_algorithm()?;
+    let public = signing::keygen(&output, algorithm)?;
     let pub_path = signing::public_key_path(&output);
     if g.json {
         let v = json!({
@@ -134,6 +164,7 @@ fn secure_boot(dir: &std::path::Path, a: &Args, g: Globals) -> anyhow::Result<Ex
         owner,
         extra_db: a.add_db.clone(),
         dbx: a.dbx.clone(),
+        db_key: a.db_key.clone(),
         vars_template: a.ovmf_vars_template.clone(),
         time,
     };
@@ -161,4 +192,51 @@ fn secure_boot(dir: &std::path::Path, a: &Args, g: Globals) -> anyhow::Result<Ex
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn token(uri: &str, a: &Args, g: Globals) -> anyhow::Result<ExitCode> {
+    use crate::pkcs11::TokenKeyType;
+    let public_path = a.public_key.clone().ok_or_else(|| {
+        anyhow::anyhow!("a key made in a PKCS#11 token needs --public-key FILE for its public key")
+    })?;
+    anyhow::ensure!(
+        std::fs::symlink_metadata(&public_path).is_err(),
+        "{} already exists; refusing to overwrite it",
+        public_path.display()
+    );
+    let kind = match a.algorithm.unwrap_or(AlgorithmArg::EcdsaP256) {
+        AlgorithmArg::EcdsaP256 => TokenKeyType::P256,
+        AlgorithmArg::Rsa2048 => TokenKeyType::Rsa2048,
+        AlgorithmArg::Ed25519 => anyhow::bail!(
+            "Ed25519 keys in PKCS#11 tokens are not supported: use --algorithm ecdsa-p256"
+        ),
+    };
+    let der = crate::pkcs11::generate(uri, kind)?;
+    let pem = spki_pem(&der);
+    signing::write_new(&public_path, pem.as_bytes(), 0o644)
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", public_path.display()))?;
+    let shown = crate::pkcs11::Uri::parse(uri)?.display();
+    if g.json {
+        let v = json!({ "token_key": shown, "public_key": public_path, "algorithm": format!("{kind:?}") });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "made {kind:?} key {shown} in the token; public key: {}",
+            public_path.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SPKI DER as PEM (`PUBLIC KEY`).
+fn spki_pem(der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN PUBLIC KEY-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
+        pem.push('\n');
+    }
+    pem.push_str("-----END PUBLIC KEY-----\n");
+    pem
 }

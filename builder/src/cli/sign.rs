@@ -20,7 +20,8 @@ pub struct Args {
     /// The manifest.json written by `nodeimg build`.
     #[arg(value_name = "MANIFEST")]
     pub manifest: PathBuf,
-    /// The private key (PKCS#8 PEM from `nodeimg keygen` or `openssl genpkey`).
+    /// The private key: PKCS#8 PEM from `nodeimg keygen` or `openssl genpkey`, or a key in a
+    /// PKCS#11 token (`pkcs11:token=…;object=…?module-path=…&pin-source=…`, ECDSA P-256).
     #[arg(long, value_name = "KEY")]
     pub key: PathBuf,
     /// Where to write the bundle [default: manifest.sigstore.json next to MANIFEST]; `-` for
@@ -34,13 +35,13 @@ pub fn run(a: Args, g: Globals) -> anyhow::Result<ExitCode> {
         .output
         .clone()
         .unwrap_or_else(|| signing::default_bundle_path(&a.manifest));
-    let key = signing::read_signing_key(&a.key)?;
+    let key = signing::load_signer(&a.key)?;
     let manifest =
         crate::infile::read_capped(&a.manifest, crate::infile::MANIFEST_MAX, "manifest")?;
-    let bundle = signing::sign_manifest_bytes(&manifest, &key)
+    let bundle = signing::sign_manifest_bytes(&manifest, key.as_ref())
         .with_context(|| format!("signing {}", a.manifest.display()))?;
     crate::outfile::write(&out, &bundle, 0o644)?;
-    let public = key.verifying_key();
+    let public = signing::public_of(key.as_ref())?;
     // With `-o -` stdout carries the bundle: the summary goes to stderr.
     let to_stdout = out.as_os_str() == "-";
     let say = |text: String| {

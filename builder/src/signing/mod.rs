@@ -106,6 +106,29 @@ pub fn read_signing_key(path: &Path) -> Result<SigningKey> {
     Ok(key)
 }
 
+/// The manifest signer a `--key` / `[signing] key` value names: a PKCS#8 PEM file, or a key in
+/// a PKCS#11 token (`pkcs11:…`, ECDSA P-256).
+pub fn load_signer(key: &Path) -> Result<Box<dyn measurements::signer::Signer>> {
+    let text = key.to_string_lossy();
+    if crate::pkcs11::is_uri(&text) {
+        let k = crate::pkcs11::TokenKey::open(&text)?;
+        VerifyingKey::from_spki_der(&measurements::signer::Signer::public_key_der(&k))
+            .with_context(|| {
+                format!(
+                    "{}: manifests are signed with Ed25519 or ECDSA P-256 keys",
+                    measurements::signer::Signer::describe(&k)
+                )
+            })?;
+        return Ok(Box::new(k));
+    }
+    Ok(Box::new(read_signing_key(key)?))
+}
+
+/// The public key of a signer (one manifests can be signed with).
+pub fn public_of(key: &dyn measurements::signer::Signer) -> Result<VerifyingKey> {
+    Ok(VerifyingKey::from_spki_der(&key.public_key_der())?)
+}
+
 /// Reads an SPKI PEM public key.
 pub fn read_public_key(path: &Path) -> Result<VerifyingKey> {
     let ctx = || format!("reading public key {}", path.display());
@@ -114,7 +137,10 @@ pub fn read_public_key(path: &Path) -> Result<VerifyingKey> {
 }
 
 /// Signs the bytes of a `manifest.json` with `key`: the bundle JSON bytes.
-pub fn sign_manifest_bytes(manifest: &[u8], key: &SigningKey) -> Result<Vec<u8>> {
+pub fn sign_manifest_bytes(
+    manifest: &[u8],
+    key: &dyn measurements::signer::Signer,
+) -> Result<Vec<u8>> {
     Ok(signing::sign_manifest(key, manifest)?)
 }
 
@@ -145,13 +171,16 @@ pub fn sha256_file(path: &Path) -> Result<[u8; 32]> {
 
 /// Signs the manifest file at `manifest` into a new bundle file `bundle` (the build's last
 /// stage); returns the bundle's SHA-256 (hex) for SHA256SUMS.
-pub fn sign_file_to(manifest: &Path, bundle: &Path, key: &SigningKey) -> Result<String> {
+pub fn sign_file_to(
+    manifest: &Path,
+    bundle: &Path,
+    key: &dyn measurements::signer::Signer,
+) -> Result<String> {
     let bytes = crate::infile::read_capped(manifest, crate::infile::MANIFEST_MAX, "manifest")?;
     let signed = sign_manifest_bytes(&bytes, key)
         .with_context(|| format!("signing {}", manifest.display()))?;
     std::fs::write(bundle, &signed).with_context(|| format!("writing {}", bundle.display()))?;
-    tracing::info!(algorithm = %key.algorithm(), hint = %key.verifying_key().hint(),
-        "signed the manifest");
+    tracing::info!(signer = %key.describe(), "signed the manifest");
     Ok(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&signed)))
 }
 

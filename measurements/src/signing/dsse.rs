@@ -6,7 +6,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use super::{Error, SigningKey, VerifyingKey};
+use super::{Error, VerifyingKey};
 
 /// The payload type of an in-toto Statement.
 pub const INTOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
@@ -49,16 +49,22 @@ pub struct EnvelopeSignature {
 
 impl Envelope {
     /// Signs `payload` under `payload_type` with `key`.
-    pub fn sign(key: &SigningKey, payload_type: &str, payload: &[u8]) -> Self {
-        let sig = key.sign(&pae(payload_type, payload));
-        Envelope {
+    pub fn sign(
+        key: &dyn crate::signer::Signer,
+        payload_type: &str,
+        payload: &[u8],
+    ) -> Result<Self, Error> {
+        let sig = key
+            .sign(&pae(payload_type, payload))
+            .map_err(|e| Error::Signer(e.to_string()))?;
+        Ok(Envelope {
             payload: B64.encode(payload),
             payload_type: payload_type.to_string(),
             signatures: vec![EnvelopeSignature {
                 sig: B64.encode(sig),
                 keyid: String::new(),
             }],
-        }
+        })
     }
 
     /// Checks the single signature against `key` and returns the payload bytes.
@@ -90,7 +96,7 @@ pub(crate) fn decode(field: &'static str, text: &str) -> Result<Vec<u8>, Error> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::signing::Algorithm;
+    use crate::signing::{Algorithm, SigningKey};
 
     #[test]
     fn pae_matches_the_dsse_spec_example() {
@@ -108,7 +114,7 @@ mod tests {
     fn sign_then_verify_returns_the_payload() {
         for alg in [Algorithm::Ed25519, Algorithm::EcdsaP256] {
             let key = SigningKey::from_seed(alg, &[7; 32]).unwrap();
-            let env = Envelope::sign(&key, INTOTO_PAYLOAD_TYPE, b"{\"a\":1}");
+            let env = Envelope::sign(&key, INTOTO_PAYLOAD_TYPE, b"{\"a\":1}").unwrap();
             assert_eq!(env.verify(&key.verifying_key()).unwrap(), b"{\"a\":1}");
             let json = serde_json::to_string(&env).unwrap();
             assert!(!json.contains("keyid"), "{json}");
@@ -118,7 +124,7 @@ mod tests {
     #[test]
     fn the_payload_type_is_signed() {
         let key = SigningKey::from_seed(Algorithm::Ed25519, &[7; 32]).unwrap();
-        let mut env = Envelope::sign(&key, INTOTO_PAYLOAD_TYPE, b"{}");
+        let mut env = Envelope::sign(&key, INTOTO_PAYLOAD_TYPE, b"{}").unwrap();
         env.payload_type = "application/json".into();
         let e = env.verify(&key.verifying_key()).unwrap_err();
         assert!(matches!(e, Error::Signature { .. }), "{e}");
@@ -128,7 +134,7 @@ mod tests {
     fn signature_count_and_base64_errors_name_the_field() {
         let key = SigningKey::from_seed(Algorithm::Ed25519, &[7; 32]).unwrap();
         let vk = key.verifying_key();
-        let env = Envelope::sign(&key, INTOTO_PAYLOAD_TYPE, b"{}");
+        let env = Envelope::sign(&key, INTOTO_PAYLOAD_TYPE, b"{}").unwrap();
         let mut two = env.clone();
         two.signatures.push(two.signatures[0].clone());
         assert_eq!(two.verify(&vk), Err(Error::SignatureCount(2)));

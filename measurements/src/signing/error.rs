@@ -32,6 +32,9 @@ pub enum KeyError {
 pub enum Error {
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// The signer (a file key or a token) failed to sign.
+    #[error("{0}")]
+    Signer(String),
 
     // --- the manifest ---
     #[error("manifest.json is not valid JSON: {0}")]

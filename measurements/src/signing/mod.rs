@@ -38,12 +38,14 @@ pub const MANIFEST_SUBJECT: &str = "manifest.json";
 
 /// Signs `manifest` (the exact bytes of `manifest.json`) and returns the Sigstore bundle
 /// v0.3 JSON (pretty-printed, with a final newline).
-pub fn sign_manifest(key: &SigningKey, manifest: &[u8]) -> Result<Vec<u8>, Error> {
+pub fn sign_manifest(key: &dyn crate::signer::Signer, manifest: &[u8]) -> Result<Vec<u8>, Error> {
+    // The bundle names the key by its hint; only key types a verifier here accepts are used.
+    let public = VerifyingKey::from_spki_der(&key.public_key_der())?;
     let doc = ManifestDoc::parse(manifest)?;
     let statement = Statement::for_manifest(&doc);
     let payload = statement.to_bytes();
-    let envelope = dsse::Envelope::sign(key, dsse::INTOTO_PAYLOAD_TYPE, &payload);
-    Ok(Bundle::with_envelope(&key.verifying_key(), envelope).to_bytes())
+    let envelope = dsse::Envelope::sign(key, dsse::INTOTO_PAYLOAD_TYPE, &payload)?;
+    Ok(Bundle::with_envelope(&public, envelope).to_bytes())
 }
 
 #[cfg(test)]

@@ -213,7 +213,7 @@ fn signed_statement(key: &SigningKey, subjects: &[(&str, &str)], predicate: &[u8
         predicate_type: PREDICATE_TYPE.into(),
         predicate: serde_json::from_slice(predicate).unwrap(),
     };
-    let env = Envelope::sign(key, INTOTO_PAYLOAD_TYPE, &st.to_bytes());
+    let env = Envelope::sign(key, INTOTO_PAYLOAD_TYPE, &st.to_bytes()).unwrap();
     Bundle::with_envelope(&key.verifying_key(), env).to_bytes()
 }
 
