@@ -15,6 +15,7 @@ pub mod measure;
 pub mod sign;
 pub mod sign_uki;
 pub mod verify;
+pub mod verify_bundle;
 
 /// `nodeimg --version`: the version and the digest of the embedded nodeimg-init, which is part
 /// of every image this binary builds (a rebuild must use the same init to be byte-identical).
@@ -47,6 +48,7 @@ pub enum Command {
     Sign(sign::Args),
     SignUki(sign_uki::Args),
     Verify(verify::Args),
+    VerifyBundle(verify_bundle::Args),
     Boot(boot::Args),
     Inspect(inspect::Args),
     Diff(diff::Args),
@@ -73,6 +75,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sign(a) => sign::run(a, g),
         Command::SignUki(a) => sign_uki::run(a, g),
         Command::Verify(a) => verify::run(a, g),
+        Command::VerifyBundle(a) => verify_bundle::run(a, g),
         Command::Completions(a) => docs::run_completions(a, g),
         Command::Man(a) => docs::run_man(a, g),
     }

@@ -14,6 +14,7 @@ use anyhow::{Context, Result};
 use measurements::signing::{self, Algorithm, KeyError, SigningKey, VerifyingKey};
 use zeroize::Zeroizing;
 
+pub mod sigstore;
 pub mod verify;
 
 /// The bundle's file name next to `manifest.json` in a build output.

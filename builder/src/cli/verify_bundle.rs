@@ -1,0 +1,125 @@
+//! `nodeimg verify-bundle ARTIFACT --bundle B (--key PUB | --certificate-identity I
+//! --certificate-oidc-issuer O) [--trusted-root F]`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use serde_json::json;
+
+use super::Globals;
+use crate::signing::sigstore::{self, Signer, Subject};
+
+/// Verify any Sigstore bundle over a file (or a sha256: digest), offline.
+///
+/// Checks what cosign and sigstore-go check, with Sigstore's own Rust verifier: the Fulcio
+/// certificate chain to the trusted root, SCTs and the identity policy (keyless), or the
+/// pinned key (managed); the transparency-log entry (inclusion proof against the signed
+/// checkpoint, SET, integrated time within the certificate's validity) and RFC 3161
+/// timestamps. Trust material: the embedded Sigstore public-good root, or --trusted-root.
+/// Never uses the network. For nodeimg manifests, `nodeimg verify` adds the manifest checks.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The signed artifact, or `sha256:HEX` for its digest (when that is also a file name,
+    /// use --file).
+    #[arg(
+        value_name = "ARTIFACT",
+        required_unless_present = "file",
+        conflicts_with = "file"
+    )]
+    pub artifact: Option<String>,
+    /// The signed artifact as a file, whatever its name.
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Use the embedded Sigstore staging trusted root instead of the public-good one.
+    #[arg(long, conflicts_with = "trusted_root")]
+    pub staging: bool,
+    /// The Sigstore bundle (JSON).
+    #[arg(long, value_name = "BUNDLE")]
+    pub bundle: PathBuf,
+    /// A managed key (SPKI PEM); the bundle must carry a tlog entry unless
+    /// --insecure-ignore-tlog.
+    #[arg(long, value_name = "PUB", conflicts_with_all = ["certificate_identity", "certificate_oidc_issuer"])]
+    pub key: Option<PathBuf>,
+    /// With --key: accept a bundle without a transparency-log entry.
+    #[arg(long, requires = "key")]
+    pub insecure_ignore_tlog: bool,
+    /// The signer's identity (the certificate's SAN: an email or a URI), exactly.
+    #[arg(
+        long,
+        value_name = "IDENTITY",
+        required_unless_present = "key",
+        requires = "certificate_oidc_issuer"
+    )]
+    pub certificate_identity: Option<String>,
+    /// The OIDC issuer that vouched for the identity.
+    #[arg(
+        long,
+        value_name = "URL",
+        required_unless_present = "key",
+        requires = "certificate_identity"
+    )]
+    pub certificate_oidc_issuer: Option<String>,
+    /// A trusted_root.json (a private Sigstore instance) [default: the embedded public-good root].
+    #[arg(long, value_name = "FILE")]
+    pub trusted_root: Option<PathBuf>,
+}
+
+pub fn run(a: Args, g: Globals) -> anyhow::Result<ExitCode> {
+    let signer = match &a.key {
+        Some(k) => {
+            let pem = crate::infile::read_capped(k, crate::infile::KEY_MAX, "public key")?;
+            Signer::Key {
+                pem: String::from_utf8(pem).with_context(|| format!("{}: not PEM", k.display()))?,
+                require_tlog: !a.insecure_ignore_tlog,
+            }
+        }
+        None => Signer::Identity {
+            identity: a.certificate_identity.clone().unwrap_or_default(),
+            issuer: a.certificate_oidc_issuer.clone().unwrap_or_default(),
+        },
+    };
+    let root = sigstore::trusted_root(a.trusted_root.as_deref(), a.staging)?;
+    let bundle = crate::infile::read_capped(&a.bundle, crate::infile::BUNDLE_MAX, "bundle")?;
+    let bytes;
+    let (subject, shown) = match (&a.file, &a.artifact) {
+        (Some(f), _) => {
+            bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+            (Subject::Bytes(&bytes), f.display().to_string())
+        }
+        (None, Some(s)) => match s.strip_prefix("sha256:") {
+            Some(hex) => (Subject::Sha256(hex.to_string()), s.clone()),
+            None => {
+                bytes = std::fs::read(s).with_context(|| format!("reading {s}"))?;
+                (Subject::Bytes(&bytes), s.clone())
+            }
+        },
+        (None, None) => unreachable!("clap: ARTIFACT or --file"),
+    };
+    let v = sigstore::verify(subject, &bundle, &signer, &root)
+        .with_context(|| format!("{} does not verify", a.bundle.display()))?;
+    if g.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "verified": true, "details": v }))?
+        );
+    } else {
+        let who = match (&v.identity, &v.issuer) {
+            (Some(i), Some(o)) => format!("identity {i} (issuer {o})"),
+            _ => "the pinned key".to_string(),
+        };
+        let mut log = match (v.tlog_verified, v.integrated_time) {
+            (true, Some(t)) => format!("; tlog entry verified (integrated time {t})"),
+            (true, None) => "; tlog entry verified".to_string(),
+            (false, _) => "; no tlog entry checked".to_string(),
+        };
+        if !v.timestamps.is_empty() {
+            log.push_str(&format!(
+                "; {} RFC 3161 timestamp(s) verified",
+                v.timestamps.len()
+            ));
+        }
+        println!("verified: {shown} signed by {who}{log}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,118 @@
+//! Verification of any Sigstore bundle (v0.1–v0.3) through Sigstore's own Rust verifier
+//! (`sigstore-verify`): Fulcio certificate chains to the trusted root, SCTs, the identity
+//! policy, transparency-log entries (Rekor v1 and v2: inclusion proof against the signed
+//! checkpoint, SET, integrated time) and RFC 3161 timestamps, or a managed key. Offline: the
+//! Sigstore public-good trusted root is embedded; `--trusted-root` names another instance's.
+//! `nodeimg verify-bundle` and `scripts/sigstore-conformance-client` are built on it.
+
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use sigstore_verify::trust_root::{
+    TrustedRoot, SIGSTORE_PRODUCTION_TRUSTED_ROOT, SIGSTORE_STAGING_TRUSTED_ROOT,
+};
+use sigstore_verify::types::{Artifact, Bundle, DerPublicKey, Sha256Hash};
+use sigstore_verify::{PublicKeyVerificationPolicy, VerificationPolicy, Verifier};
+
+/// Who must have signed.
+#[derive(Debug, Clone)]
+pub enum Signer {
+    /// A managed key (SPKI PEM); the bundle's tlog entry is required unless `require_tlog`
+    /// is false.
+    Key { pem: String, require_tlog: bool },
+    /// A Fulcio certificate for this identity (SAN) issued after a login at this OIDC issuer.
+    Identity { identity: String, issuer: String },
+}
+
+/// What was verified, for the report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Verified {
+    /// The certificate's identity (keyless).
+    pub identity: Option<String>,
+    /// The OIDC issuer (keyless).
+    pub issuer: Option<String>,
+    /// The tlog integrated time (Unix seconds), when there is a tlog entry.
+    pub integrated_time: Option<i64>,
+    /// Whether a tlog entry was verified.
+    pub tlog_verified: bool,
+    /// Verified RFC 3161 timestamps (Unix seconds).
+    pub timestamps: Vec<i64>,
+}
+
+/// The artifact: its bytes, or `sha256:HEX`.
+#[derive(Debug)]
+pub enum Subject<'a> {
+    /// The bytes.
+    Bytes(&'a [u8]),
+    /// A SHA-256 digest.
+    Sha256(String),
+}
+
+/// The trusted root: `path`, or the embedded Sigstore public-good one.
+pub fn trusted_root(path: Option<&Path>, staging: bool) -> Result<TrustedRoot> {
+    match path {
+        Some(p) => {
+            let text = crate::infile::read_capped(p, 4 << 20, "trusted root")?;
+            let text =
+                String::from_utf8(text).map_err(|_| anyhow!("{}: not UTF-8", p.display()))?;
+            TrustedRoot::from_json(&text)
+                .with_context(|| format!("parsing the trusted root {}", p.display()))
+        }
+        None if staging => TrustedRoot::from_json(SIGSTORE_STAGING_TRUSTED_ROOT)
+            .context("the embedded Sigstore staging trusted root"),
+        None => TrustedRoot::from_json(SIGSTORE_PRODUCTION_TRUSTED_ROOT)
+            .context("the embedded Sigstore public-good trusted root"),
+    }
+}
+
+/// Verifies `bundle_json` over `subject` for `signer` with `root`.
+pub fn verify(
+    subject: Subject<'_>,
+    bundle_json: &[u8],
+    signer: &Signer,
+    root: &TrustedRoot,
+) -> Result<Verified> {
+    let text =
+        std::str::from_utf8(bundle_json).map_err(|_| anyhow!("the bundle is not UTF-8 JSON"))?;
+    let bundle = Bundle::from_json(text).map_err(|e| anyhow!("parsing the bundle: {e}"))?;
+    let digest;
+    let artifact: Artifact<'_> = match &subject {
+        Subject::Bytes(b) => Artifact::from_blob(b),
+        Subject::Sha256(hex) => {
+            digest = Sha256Hash::from_hex(hex).map_err(|e| anyhow!("sha256:{hex}: {e}"))?;
+            Artifact::from_digest(digest)
+        }
+    };
+    let verifier = Verifier::new(root).map_err(|e| anyhow!("the trusted root: {e}"))?;
+    let result = match signer {
+        Signer::Key { pem, require_tlog } => {
+            let key = DerPublicKey::from_pem(pem).map_err(|e| anyhow!("the public key: {e}"))?;
+            let mut policy = PublicKeyVerificationPolicy::new(key);
+            if !require_tlog {
+                policy = policy.skip_tlog_unsafe();
+            }
+            verifier.verify(artifact, &bundle, &policy)
+        }
+        Signer::Identity { identity, issuer } => {
+            if identity.is_empty() || issuer.is_empty() {
+                bail!(
+                    "a keyless bundle needs --certificate-identity and --certificate-oidc-issuer"
+                );
+            }
+            let policy = VerificationPolicy::new(identity.clone(), issuer.clone());
+            verifier.verify(artifact, &bundle, &policy)
+        }
+    }
+    .map_err(|e| anyhow!("{e}"))?;
+    Ok(Verified {
+        identity: result.identity().map(|i| i.as_str().to_string()),
+        issuer: result.issuer().map(str::to_string),
+        integrated_time: result.integrated_time().map(|t| t.as_second()),
+        tlog_verified: result.tlog_verified(),
+        timestamps: result
+            .verified_timestamps()
+            .iter()
+            .map(|t| t.as_second())
+            .collect(),
+    })
+}
