@@ -166,3 +166,74 @@ fn base64_encode(b: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(b)
 }
+
+/// `nodeimg verify` hands bundles with Sigstore material (certificate, tlog entry) to the
+/// Sigstore verifier and still requires them to sign this manifest: real bundles over other
+/// artifacts fail the signature check, naming why.
+#[test]
+fn verify_sends_sigstore_material_through_sigstore_and_binds_it_to_the_manifest() {
+    let d = sigstore_test_data();
+    let scratch = tempfile::tempdir().unwrap();
+    let manifest = scratch.path().join("manifest.json");
+    std::fs::write(
+        &manifest,
+        br#"{"schema":"nodeimg.manifest/v1","artifacts":{}}"#,
+    )
+    .unwrap();
+    let m = manifest.to_str().unwrap();
+    let report = |args: &[&str]| -> (bool, serde_json::Value) {
+        let mut all = vec!["--json", "verify", m];
+        all.extend_from_slice(args);
+        let o = run_nodeimg(&all);
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+        (o.status.success(), v)
+    };
+    let signature = |v: &serde_json::Value| -> (String, String) {
+        let c = v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == "signature")
+            .unwrap_or_else(|| panic!("no signature check: {v:#}"));
+        (
+            c["status"].as_str().unwrap().into(),
+            c["detail"].as_str().unwrap().into(),
+        )
+    };
+    let key_bundle = d.join("managed-key/bundle.sigstore.json");
+    let key = d.join("managed-key/key.pub");
+    let (ok, v) = report(&[
+        "--bundle",
+        key_bundle.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    let (status, detail) = signature(&v);
+    assert_eq!(status, "failed", "{v:#}");
+    assert!(detail.contains("allow-message-signature"), "{detail}");
+    let (ok, v) = report(&[
+        "--bundle",
+        key_bundle.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--allow-message-signature",
+    ]);
+    assert!(!ok);
+    let (status, detail) = signature(&v);
+    assert_eq!(status, "failed", "{v:#}");
+    assert!(!detail.is_empty());
+    let keyless = d.join("bundles/dsse.sigstore.json");
+    let (ok, v) = report(&[
+        "--bundle",
+        keyless.to_str().unwrap(),
+        "--certificate-identity",
+        "brian@dehamer.com",
+        "--certificate-oidc-issuer",
+        "https://github.com/login/oauth",
+    ]);
+    assert!(!ok, "{v:#}");
+    assert_eq!(signature(&v).0, "failed", "{v:#}");
+    assert_eq!(v["identity"]["identity"], "brian@dehamer.com");
+}

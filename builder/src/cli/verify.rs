@@ -20,8 +20,34 @@ pub struct Args {
     #[arg(long, value_name = "BUNDLE")]
     pub bundle: Option<PathBuf>,
     /// The pinned public key (SPKI PEM, e.g. KEY.pub from `nodeimg keygen`, or cosign.pub).
-    #[arg(long, value_name = "PUB")]
-    pub key: PathBuf,
+    /// A bundle with a transparency-log entry is then checked through Sigstore (the entry must
+    /// verify).
+    #[arg(
+        long,
+        value_name = "PUB",
+        required_unless_present = "certificate_identity"
+    )]
+    pub key: Option<PathBuf>,
+    /// Keyless: the signer's identity (the Fulcio certificate's SAN: an email or a URI),
+    /// exactly. The bundle's certificate must chain to the trusted root, carry a valid SCT,
+    /// and its tlog entry must verify.
+    #[arg(
+        long,
+        value_name = "IDENTITY",
+        requires = "certificate_oidc_issuer",
+        conflicts_with = "key"
+    )]
+    pub certificate_identity: Option<String>,
+    /// Keyless: the OIDC issuer that vouched for the identity.
+    #[arg(long, value_name = "URL", requires = "certificate_identity")]
+    pub certificate_oidc_issuer: Option<String>,
+    /// The Sigstore trusted root for certificates, tlog entries and timestamps
+    /// [default: the embedded public-good root]. Verification never uses the network.
+    #[arg(long, value_name = "FILE")]
+    pub trusted_root: Option<PathBuf>,
+    /// Use the embedded Sigstore staging trusted root.
+    #[arg(long, conflicts_with = "trusted_root")]
+    pub staging: bool,
     /// A disk image: must be the signed disk.raw; its PCRs are recomputed and compared.
     #[arg(long, value_name = "DISK")]
     pub image: Option<PathBuf>,
@@ -54,6 +80,12 @@ pub fn run(a: Args, g: Globals) -> anyhow::Result<ExitCode> {
         manifest: a.manifest.clone(),
         bundle,
         key: a.key,
+        identity: a
+            .certificate_identity
+            .clone()
+            .zip(a.certificate_oidc_issuer.clone()),
+        trusted_root: a.trusted_root.clone(),
+        staging: a.staging,
         image: a.image,
         event_log: a.event_log,
         pcrs: a.pcrs,
@@ -89,12 +121,12 @@ fn print_human(r: &verify::Report, manifest: &std::path::Path) {
         .map(|c| c.check)
         .collect();
     if failed.is_empty() {
-        println!(
-            "verified: {} is signed by the pinned {} key {}",
-            manifest.display(),
-            r.key.algorithm,
-            r.key.hint
-        );
+        let by = match (&r.key, &r.identity) {
+            (_, Some(i)) => format!("{} (issuer {})", i.identity, i.issuer),
+            (Some(k), None) => format!("the pinned {} key {}", k.algorithm, k.hint),
+            (None, None) => "?".to_string(),
+        };
+        println!("verified: {} is signed by {by}", manifest.display());
     } else {
         println!("NOT verified: failed {}", failed.join(", "));
     }

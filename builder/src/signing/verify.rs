@@ -18,8 +18,14 @@ use crate::qemu::ObservedPcrs;
 pub struct Request {
     pub manifest: PathBuf,
     pub bundle: PathBuf,
-    /// The pinned public key (SPKI PEM).
-    pub key: PathBuf,
+    /// The pinned public key (SPKI PEM), for a managed-key bundle.
+    pub key: Option<PathBuf>,
+    /// The required certificate identity and OIDC issuer, for a keyless bundle.
+    pub identity: Option<(String, String)>,
+    /// A trusted root for Sigstore material (default: the embedded public-good one).
+    pub trusted_root: Option<PathBuf>,
+    /// Use the embedded staging trusted root.
+    pub staging: bool,
     /// A disk image: its SHA-256 is compared, and PCRs are recomputed from it.
     pub image: Option<PathBuf>,
     /// A TCG2 event log to replay against the signed events.
@@ -52,8 +58,20 @@ pub struct Check {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub ok: bool,
-    pub key: KeyInfo,
+    /// The pinned key (managed-key bundles).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<KeyInfo>,
+    /// The required signer identity (keyless bundles).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<IdentityInfo>,
     pub checks: Vec<Check>,
+}
+
+/// The keyless policy, for the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdentityInfo {
+    pub identity: String,
+    pub issuer: String,
 }
 
 /// The pinned key, for the report.
@@ -92,12 +110,22 @@ impl Checks {
 /// Runs every check. `Err` only when an input file cannot be read; verification failures
 /// are in the report.
 pub fn verify(req: &Request) -> Result<Report> {
-    let key = super::read_public_key(&req.key)?;
+    let key = req.key.as_deref().map(super::read_public_key).transpose()?;
     use crate::infile::{read_capped, BUNDLE_MAX, MANIFEST_MAX};
     let manifest = read_capped(&req.manifest, MANIFEST_MAX, "manifest")?;
     let bundle = read_capped(&req.bundle, BUNDLE_MAX, "bundle")?;
     let mut c = Checks::default();
-    let doc = signed_manifest(&mut c, &key, &bundle, &manifest, req.policy);
+    let doc = match (
+        &key,
+        has_sigstore_material(&bundle) || req.identity.is_some(),
+    ) {
+        (Some(key), false) => signed_manifest(&mut c, key, &bundle, &manifest, req.policy),
+        (None, false) => anyhow::bail!(
+            "a bundle without a certificate or transparency-log entry needs the signer's \
+             public key (--key)"
+        ),
+        (_, true) => sigstore_manifest(&mut c, req, &bundle, &manifest)?,
+    };
     match &doc {
         Some(doc) => optional_checks(&mut c, req, doc)?,
         None => {
@@ -117,12 +145,150 @@ pub fn verify(req: &Request) -> Result<Report> {
     }
     Ok(Report {
         ok: c.0.iter().all(|x| x.status != Status::Failed),
-        key: KeyInfo {
+        key: key.map(|key| KeyInfo {
             algorithm: key.algorithm().to_string(),
             hint: key.hint(),
-        },
+        }),
+        identity: req
+            .identity
+            .clone()
+            .map(|(identity, issuer)| IdentityInfo { identity, issuer }),
         checks: c.0,
     })
+}
+
+/// Whether the bundle carries material only Sigstore's verifier checks: a certificate, a
+/// transparency-log entry or an RFC 3161 timestamp.
+fn has_sigstore_material(bundle: &[u8]) -> bool {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(bundle) else {
+        return false;
+    };
+    let m = &v["verificationMaterial"];
+    let nonempty = |x: &serde_json::Value| match x {
+        serde_json::Value::Null => false,
+        serde_json::Value::Array(a) => !a.is_empty(),
+        _ => true,
+    };
+    nonempty(&m["certificate"])
+        || nonempty(&m["x509CertificateChain"])
+        || nonempty(&m["tlogEntries"])
+        || nonempty(&m["timestampVerificationData"]["rfc3161Timestamps"])
+}
+
+/// A bundle with Sigstore material: Sigstore's verifier checks the signature, certificate,
+/// identity, tlog entry and timestamps over manifest.json; then the statement checks.
+fn sigstore_manifest(
+    c: &mut Checks,
+    req: &Request,
+    bundle: &[u8],
+    manifest: &[u8],
+) -> Result<Option<ManifestDoc>> {
+    use super::sigstore::{self, Signer, Subject};
+    let signer = match (&req.key, &req.identity) {
+        (_, Some((identity, issuer))) => Signer::Identity {
+            identity: identity.clone(),
+            issuer: issuer.clone(),
+        },
+        (Some(k), None) => {
+            let pem = crate::infile::read_capped(k, crate::infile::KEY_MAX, "public key")?;
+            Signer::Key {
+                pem: String::from_utf8(pem)
+                    .map_err(|_| anyhow::anyhow!("{}: not PEM", k.display()))?,
+                require_tlog: true,
+            }
+        }
+        (None, None) => anyhow::bail!(
+            "the bundle carries a certificate or tlog entry: give --certificate-identity and \
+             --certificate-oidc-issuer (keyless) or --key (managed key)"
+        ),
+    };
+    let root = sigstore::trusted_root(req.trusted_root.as_deref(), req.staging)?;
+    let value: Option<serde_json::Value> = c.record(
+        "bundle",
+        serde_json::from_slice::<serde_json::Value>(bundle)
+            .map_err(|e| anyhow::anyhow!("not JSON: {e}"))
+            .map(|v| {
+                let what = format!(
+                    "{} with Sigstore material (certificate / tlog entry / timestamp)",
+                    v["mediaType"].as_str().unwrap_or("(no mediaType)")
+                );
+                (v, what)
+            }),
+    );
+    let Some(value) = value else { return Ok(None) };
+    let is_dsse = value.get("dsseEnvelope").is_some();
+    if !is_dsse && !req.policy.allow_message_signature {
+        c.record::<()>(
+            "signature",
+            Err(measurements::signing::Error::MessageSignatureNotAllowed.into()),
+        );
+        return Ok(None);
+    }
+    let verified = c.record(
+        "signature",
+        sigstore::verify(Subject::Bytes(manifest), bundle, &signer, &root).map(|v| {
+            let who = match (&v.identity, &v.issuer) {
+                (Some(i), Some(o)) => {
+                    format!("certificate for {i} (issuer {o}) chained to the trusted root")
+                }
+                _ => "the pinned key".to_string(),
+            };
+            let log = match (v.tlog_verified, v.integrated_time) {
+                (true, Some(t)) => format!("; tlog entry verified (integrated time {t})"),
+                (true, None) => "; tlog entry verified".to_string(),
+                (false, _) => String::new(),
+            };
+            ((), format!("{who}{log}"))
+        }),
+    );
+    if verified.is_none() {
+        return Ok(None);
+    }
+    let doc = c.record(
+        "manifest",
+        ManifestDoc::parse(manifest).map_err(Into::into).map(|d| {
+            let n = d.artifacts.len();
+            (
+                d.clone(),
+                format!("sha256:{} lists {n} artifacts", d.sha256),
+            )
+        }),
+    );
+    let Some(doc) = doc else { return Ok(None) };
+    if !is_dsse {
+        c.skip(
+            "subjects",
+            "a message signature covers manifest.json's bytes directly",
+        );
+        c.skip("predicate", "a message signature has no predicate");
+        return Ok(Some(doc));
+    }
+    let statement = c.record(
+        "statement",
+        dsse_statement(&value).map(|st| {
+            (
+                st,
+                "an in-toto statement with nodeimg's predicate type".to_string(),
+            )
+        }),
+    );
+    let Some(st) = statement else { return Ok(None) };
+    Ok(statement_checks(c, &st, &doc).map(|()| doc))
+}
+
+/// The in-toto statement of a bundle's DSSE envelope (its signature was verified by Sigstore).
+fn dsse_statement(bundle: &serde_json::Value) -> Result<Statement> {
+    use base64::Engine;
+    let env = &bundle["dsseEnvelope"];
+    let payload_type = env["payloadType"].as_str().unwrap_or("");
+    anyhow::ensure!(
+        payload_type == measurements::signing::dsse::INTOTO_PAYLOAD_TYPE,
+        "DSSE payloadType {payload_type:?} is not in-toto"
+    );
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(env["payload"].as_str().unwrap_or(""))
+        .map_err(|e| anyhow::anyhow!("DSSE payload is not base64: {e}"))?;
+    Ok(Statement::parse(&payload)?)
 }
 
 /// bundle → signature → manifest → subjects → predicate. `Some` once the manifest is known

@@ -34,7 +34,10 @@ impl Fixture {
         Request {
             manifest: self.path("manifest.json"),
             bundle: self.path("manifest.sigstore.json"),
-            key: self.path("key.pub"),
+            key: Some(self.path("key.pub")),
+            identity: None,
+            trusted_root: None,
+            staging: false,
             image: Some(self.path("disk.raw")),
             event_log: None,
             pcrs: None,
@@ -65,7 +68,7 @@ fn all_checks_pass_for_a_signed_manifest_and_its_disk() {
             ("image-pcrs", Skipped),
         ]
     );
-    assert_eq!(r.key.algorithm, "ecdsa-p256");
+    assert_eq!(r.key.as_ref().unwrap().algorithm, "ecdsa-p256");
     assert!(
         r.checks[3]
             .detail
