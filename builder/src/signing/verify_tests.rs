@@ -99,7 +99,7 @@ fn another_key_stops_after_the_signature() {
     let f = Fixture::new("");
     crate::signing::keygen(&f.path("other"), Algorithm::EcdsaP256).unwrap();
     let mut req = f.request();
-    req.key = f.path("other.pub");
+    req.key = Some(f.path("other.pub"));
     req.pcrs = Some(f.path("nonexistent"));
     let r = verify(&req).unwrap();
     assert!(!r.ok);
