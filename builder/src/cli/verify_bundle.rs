@@ -108,17 +108,7 @@ pub fn run(a: Args, g: Globals) -> anyhow::Result<ExitCode> {
             (Some(i), Some(o)) => format!("identity {i} (issuer {o})"),
             _ => "the pinned key".to_string(),
         };
-        let mut log = match (v.tlog_verified, v.integrated_time) {
-            (true, Some(t)) => format!("; tlog entry verified (integrated time {t})"),
-            (true, None) => "; tlog entry verified".to_string(),
-            (false, _) => "; no tlog entry checked".to_string(),
-        };
-        if !v.timestamps.is_empty() {
-            log.push_str(&format!(
-                "; {} RFC 3161 timestamp(s) verified",
-                v.timestamps.len()
-            ));
-        }
+        let log = v.log_summary();
         println!("verified: {shown} signed by {who}{log}");
     }
     Ok(ExitCode::SUCCESS)

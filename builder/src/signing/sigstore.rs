@@ -39,6 +39,24 @@ pub struct Verified {
     pub timestamps: Vec<i64>,
 }
 
+impl Verified {
+    /// "; tlog entry verified (integrated time T); N RFC 3161 timestamp(s) verified", for reports.
+    pub fn log_summary(&self) -> String {
+        let mut log = match (self.tlog_verified, self.integrated_time) {
+            (true, Some(t)) => format!("; tlog entry verified (integrated time {t})"),
+            (true, None) => "; tlog entry verified".to_string(),
+            (false, _) => "; no tlog entry checked".to_string(),
+        };
+        if !self.timestamps.is_empty() {
+            log.push_str(&format!(
+                "; {} RFC 3161 timestamp(s) verified",
+                self.timestamps.len()
+            ));
+        }
+        log
+    }
+}
+
 /// The artifact: its bytes, or `sha256:HEX`.
 #[derive(Debug)]
 pub enum Subject<'a> {

@@ -233,27 +233,13 @@ fn sigstore_manifest(
                 }
                 _ => "the pinned key".to_string(),
             };
-            let log = match (v.tlog_verified, v.integrated_time) {
-                (true, Some(t)) => format!("; tlog entry verified (integrated time {t})"),
-                (true, None) => "; tlog entry verified".to_string(),
-                (false, _) => String::new(),
-            };
-            ((), format!("{who}{log}"))
+            ((), format!("{who}{}", v.log_summary()))
         }),
     );
     if verified.is_none() {
         return Ok(None);
     }
-    let doc = c.record(
-        "manifest",
-        ManifestDoc::parse(manifest).map_err(Into::into).map(|d| {
-            let n = d.artifacts.len();
-            (
-                d.clone(),
-                format!("sha256:{} lists {n} artifacts", d.sha256),
-            )
-        }),
-    );
+    let doc = manifest_check(c, manifest);
     let Some(doc) = doc else { return Ok(None) };
     if !is_dsse {
         c.skip(
@@ -325,16 +311,7 @@ fn signed_manifest(
                 )
             }),
     )?;
-    let doc = c.record(
-        "manifest",
-        ManifestDoc::parse(manifest).map_err(Into::into).map(|d| {
-            let n = d.artifacts.len();
-            (
-                d.clone(),
-                format!("sha256:{} lists {n} artifacts", d.sha256),
-            )
-        }),
-    )?;
+    let doc = manifest_check(c, manifest)?;
     let Signed::Statement(st) = &signed else {
         c.skip(
             "subjects",
@@ -344,6 +321,20 @@ fn signed_manifest(
         return Some(doc);
     };
     statement_checks(c, st, &doc).map(|()| doc)
+}
+
+/// The `manifest` check: the manifest parses; `Some` with it.
+fn manifest_check(c: &mut Checks, manifest: &[u8]) -> Option<ManifestDoc> {
+    c.record(
+        "manifest",
+        ManifestDoc::parse(manifest).map_err(Into::into).map(|d| {
+            let n = d.artifacts.len();
+            (
+                d.clone(),
+                format!("sha256:{} lists {n} artifacts", d.sha256),
+            )
+        }),
+    )
 }
 
 /// subjects and predicate of a verified statement; `Some` if both hold.
