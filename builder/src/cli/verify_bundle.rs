@@ -81,21 +81,17 @@ pub fn run(a: Args, g: Globals) -> anyhow::Result<ExitCode> {
     };
     let root = sigstore::trusted_root(a.trusted_root.as_deref(), a.staging)?;
     let bundle = crate::infile::read_capped(&a.bundle, crate::infile::BUNDLE_MAX, "bundle")?;
-    let bytes;
     let (subject, shown) = match (&a.file, &a.artifact) {
-        (Some(f), _) => {
-            bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
-            (Subject::Bytes(&bytes), f.display().to_string())
-        }
+        (Some(f), _) => (Subject::File(f), f.display().to_string()),
         (None, Some(s)) => match s.strip_prefix("sha256:") {
             Some(hex) => (Subject::Sha256(hex.to_string()), s.clone()),
-            None => {
-                bytes = std::fs::read(s).with_context(|| format!("reading {s}"))?;
-                (Subject::Bytes(&bytes), s.clone())
-            }
+            None => (Subject::File(std::path::Path::new(s)), s.clone()),
         },
         (None, None) => unreachable!("clap: ARTIFACT or --file"),
     };
+    if let Subject::File(f) = &subject {
+        std::fs::File::open(f).with_context(|| format!("opening the artifact {}", f.display()))?;
+    }
     let v = sigstore::verify(subject, &bundle, &signer, &root)
         .with_context(|| format!("{} does not verify", a.bundle.display()))?;
     if g.json {

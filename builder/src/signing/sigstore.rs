@@ -57,13 +57,37 @@ impl Verified {
     }
 }
 
-/// The artifact: its bytes, or `sha256:HEX`.
+/// The artifact: its bytes, a file (read once, in constant memory), or `sha256:HEX`.
 #[derive(Debug)]
 pub enum Subject<'a> {
     /// The bytes.
     Bytes(&'a [u8]),
+    /// A file, streamed.
+    File(&'a Path),
     /// A SHA-256 digest.
     Sha256(String),
+}
+
+/// One verification of `subject` under `policy`.
+fn run(
+    verifier: &Verifier,
+    subject: &Subject<'_>,
+    bundle: &Bundle,
+    policy: &(impl sigstore_verify::Policy + ?Sized),
+) -> Result<sigstore_verify::VerificationResult> {
+    let r = match subject {
+        Subject::Bytes(b) => verifier.verify(Artifact::from_blob(b), bundle, policy),
+        Subject::Sha256(hex) => {
+            let digest = Sha256Hash::from_hex(hex).map_err(|e| anyhow!("sha256:{hex}: {e}"))?;
+            verifier.verify(Artifact::from_digest(digest), bundle, policy)
+        }
+        Subject::File(path) => {
+            let f =
+                std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+            verifier.verify_reader(std::io::BufReader::new(f), bundle, policy)
+        }
+    };
+    r.map_err(|e| anyhow!("{e}"))
 }
 
 /// The trusted root: `path`, or the embedded Sigstore public-good one.
@@ -93,14 +117,6 @@ pub fn verify(
     let text =
         std::str::from_utf8(bundle_json).map_err(|_| anyhow!("the bundle is not UTF-8 JSON"))?;
     let bundle = Bundle::from_json(text).map_err(|e| anyhow!("parsing the bundle: {e}"))?;
-    let digest;
-    let artifact: Artifact<'_> = match &subject {
-        Subject::Bytes(b) => Artifact::from_blob(b),
-        Subject::Sha256(hex) => {
-            digest = Sha256Hash::from_hex(hex).map_err(|e| anyhow!("sha256:{hex}: {e}"))?;
-            Artifact::from_digest(digest)
-        }
-    };
     let verifier = Verifier::new(root).map_err(|e| anyhow!("the trusted root: {e}"))?;
     let result = match signer {
         Signer::Key { pem, require_tlog } => {
@@ -109,7 +125,7 @@ pub fn verify(
             if !require_tlog {
                 policy = policy.skip_tlog_unsafe();
             }
-            verifier.verify(artifact, &bundle, &policy)
+            run(&verifier, &subject, &bundle, &policy)?
         }
         Signer::Identity { identity, issuer } => {
             if identity.is_empty() || issuer.is_empty() {
@@ -118,10 +134,9 @@ pub fn verify(
                 );
             }
             let policy = VerificationPolicy::new(identity.clone(), issuer.clone());
-            verifier.verify(artifact, &bundle, &policy)
+            run(&verifier, &subject, &bundle, &policy)?
         }
-    }
-    .map_err(|e| anyhow!("{e}"))?;
+    };
     Ok(Verified {
         identity: result.identity().map(|i| i.as_str().to_string()),
         issuer: result.issuer().map(str::to_string),
