@@ -41,6 +41,8 @@ pub struct Prediction {
     pub stub: StubSummary,
     /// The firmware profile PCR 4 was predicted for.
     pub firmware_profile: String,
+    /// `manifest.secure_boot`: the Secure Boot state, enrolled lists and authorising db entry.
+    pub secure_boot: manifest::SecureBoot,
     /// The full model output, for human-readable reports.
     #[serde(skip)]
     pub detail: pcr::Prediction,
@@ -73,11 +75,12 @@ pub fn predict_uki(
 pub fn predict_with(uki: &[u8], opts: &Options) -> Result<Prediction> {
     anyhow::ensure!(!opts.banks.is_empty(), "no PCR bank to predict");
     let p = pcr::predict(uki, opts).context("predicting the UKI's TPM measurements")?;
-    Ok(shape(p))
+    let sb = secure_boot_summary(&opts.secure_boot, &p);
+    Ok(shape(p, sb))
 }
 
 /// Maps the model output onto the manifest's field shapes.
-fn shape(p: pcr::Prediction) -> Prediction {
+fn shape(p: pcr::Prediction, secure_boot: manifest::SecureBoot) -> Prediction {
     let pcrs = p
         .pcrs
         .iter()
@@ -106,6 +109,7 @@ fn shape(p: pcr::Prediction) -> Prediction {
             version: p.stub.version.clone(),
         },
         firmware_profile: p.firmware.name().to_string(),
+        secure_boot,
         detail: p,
     }
 }
@@ -133,7 +137,7 @@ pub fn fill_manifest(
     sb: &pcr::SecureBoot,
 ) -> Result<()> {
     let p = predict_uki(uki, banks, sb)?;
-    m.secure_boot = Some(secure_boot_summary(sb, &p.detail));
+    m.secure_boot = Some(p.secure_boot.clone());
     if !m.stub.version.is_empty() && m.stub.version != p.stub.version {
         anyhow::bail!(
             "the manifest names systemd-stub {} but the UKI's .sdmagic says {}",

@@ -292,6 +292,11 @@ fn signed_builds_verify_with_sbverify_pesign_osslsigncode_and_reproduce() {
     vars.sort();
     assert_eq!(vars, ["KEK", "PK", "db"]);
     assert!(m["pcrs"]["sha384"]["7"].is_string());
+    // inspect names the signer.
+    let o = run_nodeimg(&["--json", "inspect", a.join("disk.raw").to_str().unwrap()]);
+    assert_ok(&o, "inspect");
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["signers"], serde_json::json!(["CN=nodeimg db"]));
     // Another certificate and a flipped byte are rejected by sbverify.
     let other = d.path().join("other");
     assert_ok(&keygen(&other, "1767225600", &[]), "keygen other");
@@ -358,6 +363,7 @@ fn measure_predicts_pcr7_from_the_enrolled_keys() {
     };
     let dir = json(&["--secure-boot", keys.to_str().unwrap()]);
     assert_eq!(dir["pcrs"], m["pcrs"]);
+    assert_eq!(dir["secure_boot"], m["secure_boot"]);
     let k = |f: &str| keys.join(f).to_str().unwrap().to_string();
     let (pk, kek, db) = (k("PK.esl"), k("KEK.esl"), k("db.esl"));
     let lists = json(&["--pk", &pk, "--kek", &kek, "--db", &db]);

@@ -27,6 +27,12 @@ struct Report {
     partitions: Vec<disk::PartInfo>,
     uki: uki::UkiInfo,
     root_hash: Option<String>,
+    /// The UKI's Authenticode signers (certificate subjects), one entry per signature; empty
+    /// when unsigned, or the reason the signature table cannot be read.
+    signers: Vec<String>,
+    /// Why the signature table could not be read, if it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signature_error: Option<String>,
     /// `ok`, or what failed.
     verity: String,
     verity_ok: bool,
@@ -52,6 +58,23 @@ fn inspect(path: &std::path::Path) -> Result<Report> {
     let parts = disk::read(&mut f).context("reading the GPT")?;
     let uki_bytes = measure::uki_from_disk_file(&f, &parts)?;
     let info = uki::read(&uki_bytes)?;
+    let signers = measurements::secureboot::authenticode::signer_certificates(&uki_bytes)
+        .map(|sigs| {
+            sigs.iter()
+                .map(|certs| {
+                    certs
+                        .iter()
+                        .map(|c| c.tbs_certificate.subject.to_string())
+                        .collect::<Vec<_>>()
+                        .join(" / ")
+                })
+                .collect()
+        })
+        .map_err(|e| e.to_string());
+    let (signers, signature_error) = match signers {
+        Ok(s) => (s, None),
+        Err(e) => (Vec::new(), Some(e)),
+    };
     let root_hash = info.cmdline.as_deref().and_then(|c| {
         c.split_whitespace()
             .find_map(|a| a.strip_prefix("roothash="))
@@ -65,6 +88,8 @@ fn inspect(path: &std::path::Path) -> Result<Report> {
         partitions: parts,
         uki: info,
         root_hash,
+        signers,
+        signature_error,
         verity_ok: verity.is_ok(),
         verity: verity.map_or_else(|e| format!("{e:#}"), |()| "ok".into()),
     })
@@ -130,6 +155,11 @@ fn print_human(r: &Report) {
     );
     println!("uname:     {}", r.uki.uname.as_deref().unwrap_or("-"));
     println!("cmdline:   {}", r.uki.cmdline.as_deref().unwrap_or("-"));
+    match (&r.signature_error, r.signers.is_empty()) {
+        (Some(e), _) => println!("signed:    unreadable signature table: {e}"),
+        (None, true) => println!("signed:    no (no Authenticode signature)"),
+        (None, false) => println!("signed:    {}", r.signers.join("; ")),
+    }
     println!("root hash: {}", r.root_hash.as_deref().unwrap_or("-"));
     println!("verity:    {}", r.verity);
 }
