@@ -5,6 +5,9 @@
 //!   A build hands mmdebstrap only entries that still match their sidecar (hard links in a
 //!   private seed directory, for `sync-in`); a truncated or altered entry is deleted and apt
 //!   fetches it again.
+//!   Each build marks the entries its resolved package set needs (their modification time
+//!   becomes "now"); an entry no build has needed for [`DEB_UNUSED_SECS`] is removed, so
+//!   superseded versions do not pile up.
 //! - `rootfs/`: whole bootstrapped rootfs tars, keyed by everything that decides their bytes
 //!   (mmdebstrap's arguments, the host tool versions, SOURCE_DATE_EPOCH and the exact package
 //!   set apt resolves against the mirror today, see `debian::cache_key`), each with a
@@ -25,6 +28,9 @@ use serde::{Deserialize, Serialize};
 const ROOTFS_KEEP: usize = 3;
 /// Temporary directories older than this are leftovers of killed builds.
 const STALE_TMP_SECS: u64 = 24 * 3600;
+/// A cached `.deb` no build has needed for this long is removed (its modification time is
+/// set to "now" whenever a build's resolved package set contains it).
+pub const DEB_UNUSED_SECS: u64 = 30 * 24 * 3600;
 
 /// An opened cache directory.
 #[derive(Debug)]
@@ -117,10 +123,56 @@ impl DebCache {
             // The deb first, then its sidecar: a deb without one is never used.
             fs::rename(&src, debs.join(&name))
                 .with_context(|| format!("moving {} into {}", src.display(), debs.display()))?;
+            // apt keeps the server's Last-Modified time; the cache counts from storing.
+            touch(&debs.join(&name));
             write_atomic(&sidecar, format!("{hash}\n").as_bytes())?;
             added += 1;
         }
         Ok(added)
+    }
+
+    /// Marks the cached `.deb` files that `resolved` (`name version arch` lines, as
+    /// `debian::resolved_packages` gives them) needs as used now, then removes entries no build
+    /// has needed for [`DEB_UNUSED_SECS`]. Returns (marked, removed).
+    pub fn mark_and_prune_debs(&self, resolved: &str) -> (usize, usize) {
+        let wanted: std::collections::BTreeSet<(&str, &str)> = resolved
+            .lines()
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                Some((w.next()?, w.next()?))
+            })
+            .collect();
+        let debs = self.dir.join("debs");
+        let Ok(names) = sorted_names(&debs) else {
+            return (0, 0);
+        };
+        let (mut marked, mut removed) = (0, 0);
+        for name in names.iter().filter(|n| n.ends_with(".deb")) {
+            let path = debs.join(name);
+            // NAME_VERSION_ARCH.deb, with the epoch's ':' escaped as %3a.
+            let stem = name
+                .trim_end_matches(".deb")
+                .replace("%3a", ":")
+                .replace("%3A", ":");
+            let mut parts = stem.splitn(3, '_');
+            let key = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+            if wanted.contains(&key) {
+                touch(&path);
+                marked += 1;
+                continue;
+            }
+            let unused = fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age.as_secs() > DEB_UNUSED_SECS);
+            if unused {
+                let _ = fs::remove_file(debs.join(format!("{name}.sha256")));
+                let _ = fs::remove_file(&path);
+                removed += 1;
+            }
+        }
+        (marked, removed)
     }
 
     /// If the cache holds the rootfs tar for `key` and it matches its sidecar, puts it at `dest`
@@ -237,6 +289,13 @@ fn sha256_file(path: &Path) -> Result<(String, u64)> {
     Ok((hex::encode(digest), len))
 }
 
+/// Sets a file's modification time to now (best effort: the cache is an accelerator).
+fn touch(path: &Path) {
+    if let Ok(f) = File::options().append(true).open(path) {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
+}
+
 fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
     if fs::hard_link(from, to).is_ok() {
         return Ok(());
@@ -279,6 +338,46 @@ mod tests {
         fs::write(c.dir().join("debs/c_1_amd64.deb"), b"c").unwrap();
         let seed2 = c.tmp_dir().unwrap();
         assert_eq!(c.seed_debs(seed2.path()).unwrap(), (1, 1));
+    }
+
+    #[test]
+    fn debs_no_build_needed_for_a_month_are_pruned() {
+        let root = tempfile::tempdir().unwrap();
+        let c = DebCache::open(&root.path().join("c")).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        for n in [
+            "a_1_amd64.deb",
+            "a_2_amd64.deb",
+            "b_1%3a2.0-1_amd64.deb",
+            "c_1_amd64.deb",
+        ] {
+            fs::write(out.path().join(n), n).unwrap();
+        }
+        assert_eq!(c.store_debs(out.path()).unwrap(), 4);
+        let debs = c.dir().join("debs");
+        let age = |n: &str, days: u64| {
+            let t = std::time::SystemTime::now() - std::time::Duration::from_secs(days * 86_400);
+            File::options()
+                .append(true)
+                .open(debs.join(n))
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        };
+        // a 1 and b are old but needed now; a 2 is old and unneeded; c is unneeded but recent.
+        age("a_1_amd64.deb", 40);
+        age("a_2_amd64.deb", 40);
+        age("b_1%3a2.0-1_amd64.deb", 40);
+        age("c_1_amd64.deb", 3);
+        let resolved = "a 1 amd64\nb 1:2.0-1 amd64\n";
+        assert_eq!(c.mark_and_prune_debs(resolved), (2, 1));
+        assert!(!debs.join("a_2_amd64.deb").exists());
+        assert!(!debs.join("a_2_amd64.deb.sha256").exists());
+        for kept in ["a_1_amd64.deb", "b_1%3a2.0-1_amd64.deb", "c_1_amd64.deb"] {
+            assert!(debs.join(kept).exists(), "{kept}");
+        }
+        // Marked entries are young again: a second run with nothing needed removes nothing.
+        assert_eq!(c.mark_and_prune_debs(""), (0, 0));
     }
 
     #[test]

@@ -33,7 +33,13 @@ pub fn bootstrap(
         return Ok(out);
     };
     let key = match cache_key(d, epoch) {
-        Ok(k) => Some(k),
+        Ok((k, set)) => {
+            let (marked, removed) = cache.mark_and_prune_debs(&set);
+            tracing::info!(
+                "cache: {marked} cached packages are in today's package set; {removed} unused for 30 days removed"
+            );
+            Some(k)
+        }
         Err(e) => {
             tracing::warn!("cache: cannot resolve the package set ({e:#}); bootstrapping without the rootfs cache");
             None
@@ -150,7 +156,7 @@ fn run_mmdebstrap(
 /// resolves against the mirror now, from `mmdebstrap --simulate` (~3 s: it fetches the package
 /// lists). Debian never reuses a version number for other bytes, so the same key means the same
 /// packages and therefore (mmdebstrap being reproducible) the same tar.
-fn cache_key(d: &DebianSource, epoch: u64) -> Result<String> {
+fn cache_key(d: &DebianSource, epoch: u64) -> Result<(String, String)> {
     let mut cmd = base_command(d, epoch);
     cmd.args(["--verbose", "--simulate"]);
     positional(&mut cmd, d, Path::new("/dev/null"));
@@ -180,7 +186,7 @@ fn cache_key(d: &DebianSource, epoch: u64) -> Result<String> {
         h.update(format!("{prog}: {first}\n").as_bytes());
     }
     h.update(set.as_bytes());
-    Ok(hex::encode(h.finalize()))
+    Ok((hex::encode(h.finalize()), set))
 }
 
 /// The sorted, de-duplicated `name version arch` lines of apt's simulated `Inst` lines
