@@ -283,11 +283,19 @@ fn authorising_entry(
         ));
     }
     let dbx = esl::parse(&sb.keys.dbx).map_err(|e| err(format!("dbx: {e}")))?;
-    let digest = crate::authenticode::digest_of(uki, Bank::Sha256)
-        .map_err(|e| err(format!("Authenticode of the UKI: {e}")))?;
+    // The whole UKI is hashed again only when dbx holds image digests to compare with.
+    let digest = if dbx.iter().any(|l| l.signature_type == EFI_CERT_SHA256) {
+        Some(
+            crate::authenticode::digest_of(uki, Bank::Sha256)
+                .map_err(|e| err(format!("Authenticode of the UKI: {e}")))?,
+        )
+    } else {
+        None
+    };
     for list in &dbx {
         for e in &list.entries {
-            let revoked = (list.signature_type == EFI_CERT_SHA256 && e.data == digest.as_bytes())
+            let revoked = (list.signature_type == EFI_CERT_SHA256
+                && digest.as_ref().is_some_and(|d| e.data == d.as_bytes()))
                 || (list.signature_type == EFI_CERT_X509
                     && cert::parse(&e.data, "dbx entry")
                         .is_ok_and(|c| signatures.iter().flatten().any(|s| *s == c)));
