@@ -212,7 +212,7 @@ fn token(uri: &str, a: &Args, g: Globals) -> anyhow::Result<ExitCode> {
         ),
     };
     let der = crate::pkcs11::generate(uri, kind)?;
-    let pem = spki_pem(&der);
+    let pem = spki_pem(&der)?;
     signing::write_new(&public_path, pem.as_bytes(), 0o644)
         .map_err(|e| anyhow::anyhow!("writing {}: {e}", public_path.display()))?;
     let shown = crate::pkcs11::Uri::parse(uri)?.display();
@@ -229,14 +229,10 @@ fn token(uri: &str, a: &Args, g: Globals) -> anyhow::Result<ExitCode> {
 }
 
 /// SPKI DER as PEM (`PUBLIC KEY`).
-fn spki_pem(der: &[u8]) -> String {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut pem = String::from("-----BEGIN PUBLIC KEY-----\n");
-    for chunk in b64.as_bytes().chunks(64) {
-        pem.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
-        pem.push('\n');
-    }
-    pem.push_str("-----END PUBLIC KEY-----\n");
-    pem
+fn spki_pem(der: &[u8]) -> anyhow::Result<String> {
+    use x509_cert::der::{Decode, EncodePem};
+    let spki = x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(der)
+        .map_err(|e| anyhow::anyhow!("the token's public key: {e}"))?;
+    spki.to_pem(x509_cert::der::pem::LineEnding::LF)
+        .map_err(|e| anyhow::anyhow!("encoding the public key: {e}"))
 }
