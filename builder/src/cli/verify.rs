@@ -28,26 +28,8 @@ pub struct Args {
         required_unless_present = "certificate_identity"
     )]
     pub key: Option<PathBuf>,
-    /// Keyless: the signer's identity (the Fulcio certificate's SAN: an email or a URI),
-    /// exactly. The bundle's certificate must chain to the trusted root, carry a valid SCT,
-    /// and its tlog entry must verify.
-    #[arg(
-        long,
-        value_name = "IDENTITY",
-        requires = "certificate_oidc_issuer",
-        conflicts_with = "key"
-    )]
-    pub certificate_identity: Option<String>,
-    /// Keyless: the OIDC issuer that vouched for the identity.
-    #[arg(long, value_name = "URL", requires = "certificate_identity")]
-    pub certificate_oidc_issuer: Option<String>,
-    /// The Sigstore trusted root for certificates, tlog entries and timestamps
-    /// [default: the embedded public-good root]. Verification never uses the network.
-    #[arg(long, value_name = "FILE")]
-    pub trusted_root: Option<PathBuf>,
-    /// Use the embedded Sigstore staging trusted root.
-    #[arg(long, conflicts_with = "trusted_root")]
-    pub staging: bool,
+    #[command(flatten)]
+    pub sigstore: super::verify_bundle::SigstoreArgs,
     /// A disk image: must be the signed disk.raw; its PCRs are recomputed and compared.
     #[arg(long, value_name = "DISK")]
     pub image: Option<PathBuf>,
@@ -80,12 +62,9 @@ pub fn run(a: Args, g: Globals) -> anyhow::Result<ExitCode> {
         manifest: a.manifest.clone(),
         bundle,
         key: a.key,
-        identity: a
-            .certificate_identity
-            .clone()
-            .zip(a.certificate_oidc_issuer.clone()),
-        trusted_root: a.trusted_root.clone(),
-        staging: a.staging,
+        identity: a.sigstore.identity(),
+        trusted_root: a.sigstore.trusted_root.clone(),
+        staging: a.sigstore.staging,
         image: a.image,
         event_log: a.event_log,
         pcrs: a.pcrs,

@@ -31,55 +31,65 @@ pub struct Args {
     /// The signed artifact as a file, whatever its name.
     #[arg(long, value_name = "FILE")]
     pub file: Option<PathBuf>,
-    /// Use the embedded Sigstore staging trusted root instead of the public-good one.
-    #[arg(long, conflicts_with = "trusted_root")]
-    pub staging: bool,
     /// The Sigstore bundle (JSON).
     #[arg(long, value_name = "BUNDLE")]
     pub bundle: PathBuf,
     /// A managed key (SPKI PEM); the bundle must carry a tlog entry unless
     /// --insecure-ignore-tlog.
-    #[arg(long, value_name = "PUB", conflicts_with_all = ["certificate_identity", "certificate_oidc_issuer"])]
+    #[arg(
+        long,
+        value_name = "PUB",
+        required_unless_present = "certificate_identity"
+    )]
     pub key: Option<PathBuf>,
     /// With --key: accept a bundle without a transparency-log entry.
     #[arg(long, requires = "key")]
     pub insecure_ignore_tlog: bool,
-    /// The signer's identity (the certificate's SAN: an email or a URI), exactly.
+    #[command(flatten)]
+    pub sigstore: SigstoreArgs,
+}
+
+/// The keyless policy and trust material (shared by `verify` and `verify-bundle`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct SigstoreArgs {
+    /// Keyless: the signer's identity (the Fulcio certificate's SAN: an email or a URI),
+    /// exactly. The certificate must chain to the trusted root and carry a valid SCT, and the
+    /// tlog entry must verify.
     #[arg(
         long,
         value_name = "IDENTITY",
-        required_unless_present = "key",
-        requires = "certificate_oidc_issuer"
+        requires = "certificate_oidc_issuer",
+        conflicts_with = "key"
     )]
     pub certificate_identity: Option<String>,
-    /// The OIDC issuer that vouched for the identity.
-    #[arg(
-        long,
-        value_name = "URL",
-        required_unless_present = "key",
-        requires = "certificate_identity"
-    )]
+    /// Keyless: the OIDC issuer that vouched for the identity.
+    #[arg(long, value_name = "URL", requires = "certificate_identity")]
     pub certificate_oidc_issuer: Option<String>,
-    /// A trusted_root.json (a private Sigstore instance) [default: the embedded public-good root].
+    /// The Sigstore trusted root for certificates, tlog entries and timestamps (a private
+    /// instance) [default: the embedded public-good root]. Verification never uses the network.
     #[arg(long, value_name = "FILE")]
     pub trusted_root: Option<PathBuf>,
+    /// Use the embedded Sigstore staging trusted root.
+    #[arg(long, conflicts_with = "trusted_root")]
+    pub staging: bool,
+}
+
+impl SigstoreArgs {
+    /// Identity and issuer, when both are given.
+    pub fn identity(&self) -> Option<(String, String)> {
+        self.certificate_identity
+            .clone()
+            .zip(self.certificate_oidc_issuer.clone())
+    }
 }
 
 pub fn run(a: Args, g: Globals) -> anyhow::Result<ExitCode> {
-    let signer = match &a.key {
-        Some(k) => {
-            let pem = crate::infile::read_capped(k, crate::infile::KEY_MAX, "public key")?;
-            Signer::Key {
-                pem: String::from_utf8(pem).with_context(|| format!("{}: not PEM", k.display()))?,
-                require_tlog: !a.insecure_ignore_tlog,
-            }
-        }
-        None => Signer::Identity {
-            identity: a.certificate_identity.clone().unwrap_or_default(),
-            issuer: a.certificate_oidc_issuer.clone().unwrap_or_default(),
-        },
-    };
-    let root = sigstore::trusted_root(a.trusted_root.as_deref(), a.staging)?;
+    let signer = Signer::from_options(
+        a.key.as_deref(),
+        a.sigstore.identity(),
+        !a.insecure_ignore_tlog,
+    )?;
+    let root = sigstore::trusted_root(a.sigstore.trusted_root.as_deref(), a.sigstore.staging)?;
     let bundle = crate::infile::read_capped(&a.bundle, crate::infile::BUNDLE_MAX, "bundle")?;
     let (subject, shown) = match (&a.file, &a.artifact) {
         (Some(f), _) => (Subject::File(f), f.display().to_string()),

@@ -24,6 +24,32 @@ pub enum Signer {
     Identity { identity: String, issuer: String },
 }
 
+impl Signer {
+    /// The signer a verifier pins: identity + issuer (keyless) when given, else the public key
+    /// file `key` (SPKI PEM), whose bundle must carry a tlog entry when `require_tlog`.
+    pub fn from_options(
+        key: Option<&Path>,
+        identity: Option<(String, String)>,
+        require_tlog: bool,
+    ) -> Result<Signer> {
+        match (identity, key) {
+            (Some((identity, issuer)), _) => Ok(Signer::Identity { identity, issuer }),
+            (None, Some(k)) => {
+                let pem = crate::infile::read_capped(k, crate::infile::KEY_MAX, "public key")?;
+                Ok(Signer::Key {
+                    pem: String::from_utf8(pem)
+                        .map_err(|_| anyhow!("{}: not a PEM text file", k.display()))?,
+                    require_tlog,
+                })
+            }
+            (None, None) => bail!(
+                "give --certificate-identity and --certificate-oidc-issuer (keyless) or --key \
+                 (managed key)"
+            ),
+        }
+    }
+}
+
 /// What was verified, for the report.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Verified {

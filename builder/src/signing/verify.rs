@@ -184,24 +184,7 @@ fn sigstore_manifest(
     manifest: &[u8],
 ) -> Result<Option<ManifestDoc>> {
     use super::sigstore::{self, Signer, Subject};
-    let signer = match (&req.key, &req.identity) {
-        (_, Some((identity, issuer))) => Signer::Identity {
-            identity: identity.clone(),
-            issuer: issuer.clone(),
-        },
-        (Some(k), None) => {
-            let pem = crate::infile::read_capped(k, crate::infile::KEY_MAX, "public key")?;
-            Signer::Key {
-                pem: String::from_utf8(pem)
-                    .map_err(|_| anyhow::anyhow!("{}: not PEM", k.display()))?,
-                require_tlog: true,
-            }
-        }
-        (None, None) => anyhow::bail!(
-            "the bundle carries a certificate or tlog entry: give --certificate-identity and \
-             --certificate-oidc-issuer (keyless) or --key (managed key)"
-        ),
-    };
+    let signer = Signer::from_options(req.key.as_deref(), req.identity.clone(), true)?;
     let root = sigstore::trusted_root(req.trusted_root.as_deref(), req.staging)?;
     let value: Option<serde_json::Value> = c.record(
         "bundle",
