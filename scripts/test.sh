@@ -15,6 +15,11 @@ else
 fi
 scripts/make-fixture.sh
 scripts/fetch-stubs.sh
+# AWS's PCR 4/7/12 calculator, a peer the Secure Boot tests compare with (crates.io, cached in
+# target/).
+nitro=target/nitro/bin/nitro-tpm-pcr-compute
+[ -x "$nitro" ] || cargo install -q --locked --root target/nitro nitro-tpm-pcr-compute@1.1.2
+export PATH="$PWD/target/nitro/bin:$PATH"
 
 echo "== tier 1: cargo test"
 # Every crate but the end-to-end one (nodeimg-init is not a default member: see Cargo.toml).

@@ -505,3 +505,63 @@ fn bad_keys_certificates_and_images_fail_clearly_and_write_nothing() {
     assert!(e.contains("[secure-boot]") && e.contains("expired"), "{e}");
     assert!(!bad_out.join("disk.raw").exists() && !bad_out.join("manifest.json").exists());
 }
+
+/// AWS's `nitro-tpm-pcr-compute` (an independent implementation) computes the same SHA-384
+/// PCR 4, 7 and 12 from the same UKI and enrolled lists: Secure Boot on with our keys (dbx not
+/// enrolled: an empty file), and Secure Boot off with nothing enrolled.
+#[test]
+fn pcr_4_7_12_equal_nitro_tpm_pcr_compute() {
+    if !tools(&["nitro-tpm-pcr-compute"]) {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let keys = d.path().join("keys");
+    assert_ok(&keygen(&keys, "1767225600", &[]), "keygen");
+    let Some(signed) = build_signed(d.path(), &keys, "a") else {
+        return;
+    };
+    let Some(tar) = fixture_tar() else { return };
+    let plain_dir = d.path().join("plain");
+    std::fs::create_dir(&plain_dir).unwrap();
+    let cfg = fixture_config(
+        &plain_dir,
+        &tar,
+        &format!("\n[uki]\nstub = \"{}\"\n", stub(257).unwrap().display()),
+    );
+    let plain = plain_dir.join("out");
+    assert_ok(
+        &run_nodeimg(&[
+            "build",
+            cfg.to_str().unwrap(),
+            "-o",
+            plain.to_str().unwrap(),
+        ]),
+        "unsigned build",
+    );
+    let esl = |n: &str| keys.join(n).to_str().unwrap().to_string();
+    for (uki, lists) in [
+        (
+            signed.join("uki.efi"),
+            vec![
+                "--PK", "PK.esl", "--KEK", "KEK.esl", "--db", "db.esl", "--dbx", "dbx.esl",
+            ],
+        ),
+        (plain.join("uki.efi"), vec![]),
+    ] {
+        let mut cmd = Command::new("nitro-tpm-pcr-compute");
+        cmd.arg("--image").arg(&uki);
+        for pair in lists.chunks(2) {
+            cmd.arg(pair[0]).arg(esl(pair[1]));
+        }
+        let theirs: serde_json::Value = serde_json::from_slice(&run_tool(&mut cmd).stdout).unwrap();
+        let ours = manifest(uki.parent().unwrap());
+        for pcr in ["4", "7", "12"] {
+            assert_eq!(
+                theirs["Measurements"][format!("PCR{pcr}")],
+                ours["pcrs"]["sha384"][pcr],
+                "PCR {pcr} of {}",
+                uki.display()
+            );
+        }
+    }
+}

@@ -6,7 +6,7 @@
 //! `VariableName` GUID · `UnicodeNameLength` (u64, characters) · `VariableDataLength` (u64) ·
 //! UTF-16LE name without NUL · data.
 //!
-//! Observed on OVMF (Debian `ovmf` 2022.11/2023.x, both builds): with the non-Secure-Boot build
+//! Observed on OVMF (Debian `ovmf` 2022.11-6+deb12u2, both builds): with the non-Secure-Boot build
 //! `SecureBoot` is measured as one byte `00` and PK, KEK, db, dbx with no data.
 
 use x509_cert::Certificate;
