@@ -87,10 +87,7 @@ pub struct Built {
 
 /// Builds the image described by `cfg` into `opts.out_dir`.
 pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
-    let signer = cfg.signing_key.as_deref().map(crate::signing::load_signer);
-    let signer = signer
-        .transpose()
-        .with_context(|| format!("{}: signing.key", cfg.file.display()))?;
+    let signer = crate::signing::build_signer(cfg)?;
     let secure_boot = cfg
         .secure_boot
         .as_ref()
@@ -277,7 +274,7 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
     let bundle_sha = match &signer {
         Some(key) => Some(progress.stage("sign", || {
             let bundle = staging.path(crate::signing::BUNDLE_FILE);
-            crate::signing::sign_file_to(&staging.path("manifest.json"), &bundle, key.as_ref())
+            crate::signing::sign_file_to(&staging.path("manifest.json"), &bundle, key)
         })?),
         None => None,
     };

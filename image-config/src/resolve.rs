@@ -30,8 +30,23 @@ pub struct ImageConfig {
     pub measurements: MeasurementsConfig,
     /// Private key that signs manifest.json at the end of the build.
     pub signing_key: Option<PathBuf>,
+    /// `[signing]` through Sigstore services (keyless or tlog upload), when asked for.
+    pub sigstore: Option<SigstoreSigning>,
     /// `[secure-boot]`: the UKI is signed and PCR 7 predicted with these keys enrolled.
     pub secure_boot: Option<SecureBootConfig>,
+}
+
+/// `[signing]` with `keyless = true` or `tlog-upload = true`: the services and (keyless) where
+/// the identity token comes from; URLs unset mean the signing config's or public-good ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigstoreSigning {
+    pub keyless: bool,
+    pub identity_token_file: Option<PathBuf>,
+    pub fulcio_url: Option<String>,
+    pub rekor_url: Option<String>,
+    pub tsa_url: Option<String>,
+    pub signing_config: Option<PathBuf>,
+    pub trusted_root: Option<PathBuf>,
 }
 
 /// `[secure-boot]`, paths resolved. `dbx = None`: no dbx is enrolled.
@@ -206,6 +221,7 @@ pub(crate) fn resolve(
         Some(k) => Some(existing(file, "signing.key", path(k), false)?),
         None => None,
     };
+    let sigstore = resolve_sigstore(&raw, file, base)?;
     let secure_boot = resolve_secure_boot(&raw, file, base)?;
     Ok(ImageConfig {
         file: file.to_path_buf(),
@@ -221,6 +237,7 @@ pub(crate) fn resolve(
         disk,
         measurements,
         signing_key,
+        sigstore,
         secure_boot,
     })
 }
@@ -358,6 +375,90 @@ fn oci_source(file: &Path, base: &Path, value: &str) -> Result<RootfsSource, Con
         format!("{}: no such directory", base.join(shown).display()),
     )
     .hint("paths are relative to the directory of the config file; the form is `layout-dir[:tag]`"))
+}
+
+fn resolve_sigstore(
+    raw: &RawConfig,
+    file: &Path,
+    base: &Path,
+) -> Result<Option<SigstoreSigning>, ConfigError> {
+    let s = &raw.signing;
+    let keyless = s.keyless.unwrap_or(false);
+    let tlog_upload = s.tlog_upload.unwrap_or(false);
+    if keyless && s.key.is_some() {
+        return Err(ConfigError::new(
+            file,
+            "signing.keyless",
+            "keyless signing uses an ephemeral key, and signing.key is set",
+        )
+        .hint("remove signing.key, or set keyless = false"));
+    }
+    if tlog_upload && s.key.is_none() {
+        return Err(ConfigError::new(
+            file,
+            "signing.tlog-upload",
+            "there is no signing.key whose signature could be uploaded",
+        )
+        .hint("set signing.key, or use keyless = true (which always uploads)"));
+    }
+    let services = [
+        (
+            "signing.identity-token-file",
+            s.identity_token_file.is_some(),
+        ),
+        ("signing.fulcio-url", s.fulcio_url.is_some()),
+        ("signing.rekor-url", s.rekor_url.is_some()),
+        ("signing.tsa-url", s.tsa_url.is_some()),
+        ("signing.signing-config", s.signing_config.is_some()),
+        ("signing.trusted-root", s.trusted_root.is_some()),
+    ];
+    if !keyless && !tlog_upload {
+        if let Some((key, _)) = services.iter().find(|(_, set)| *set) {
+            return Err(ConfigError::new(
+                file,
+                key,
+                "Sigstore services are only used with keyless = true or tlog-upload = true",
+            ));
+        }
+        return Ok(None);
+    }
+    if s.identity_token_file.is_some() && !keyless {
+        return Err(ConfigError::new(
+            file,
+            "signing.identity-token-file",
+            "an identity token is only used with keyless = true",
+        ));
+    }
+    for (key, url) in [
+        ("signing.fulcio-url", &s.fulcio_url),
+        ("signing.rekor-url", &s.rekor_url),
+        ("signing.tsa-url", &s.tsa_url),
+    ] {
+        if let Some(u) = url {
+            if !(u.starts_with("https://") || u.starts_with("http://")) {
+                return Err(ConfigError::new(
+                    file,
+                    key,
+                    format!("`{u}` is not an http(s) URL"),
+                ));
+            }
+        }
+    }
+    let file_at = |key: &str, p: &Option<String>| -> Result<Option<PathBuf>, ConfigError> {
+        p.as_ref()
+            .map(|p| existing(file, key, base.join(p), false))
+            .transpose()
+    };
+    Ok(Some(SigstoreSigning {
+        keyless,
+        // Read when the build signs (a CI may write it late); only its place is checked here.
+        identity_token_file: s.identity_token_file.as_ref().map(|p| base.join(p)),
+        fulcio_url: s.fulcio_url.clone(),
+        rekor_url: s.rekor_url.clone(),
+        tsa_url: s.tsa_url.clone(),
+        signing_config: file_at("signing.signing-config", &s.signing_config)?,
+        trusted_root: file_at("signing.trusted-root", &s.trusted_root)?,
+    }))
 }
 
 fn existing(file: &Path, key: &str, p: PathBuf, dir: bool) -> Result<PathBuf, ConfigError> {

@@ -254,6 +254,24 @@ pub struct RawSigning {
     /// PKCS#8 PEM private key (`nodeimg keygen`); the build signs manifest.json with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// Sign keyless (Fulcio certificate for the CI's OIDC identity, Rekor entry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyless: Option<bool>,
+    /// With `key`: publish the signature to Rekor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tlog_upload: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_token_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fulcio_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rekor_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tsa_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_config: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_root: Option<String>,
 }
 
 /// `[secure-boot]`: sign the UKI for Secure Boot and predict PCR 7 with these keys enrolled.

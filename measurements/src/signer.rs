@@ -54,6 +54,13 @@ pub enum SignerError {
     },
 }
 
+impl fmt::Debug for dyn Signer + '_ {
+    /// The description (never key material).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
 /// Something that signs messages with a private key it keeps to itself.
 pub trait Signer: Send + Sync {
     /// The scheme every signature uses.

@@ -25,7 +25,7 @@ pub struct Args {
     #[arg(
         long,
         value_name = "PUB",
-        required_unless_present = "certificate_identity"
+        required_unless_present_any = ["certificate_identity", "certificate_identity_regexp"]
     )]
     pub key: Option<PathBuf>,
     #[command(flatten)]
@@ -62,7 +62,7 @@ pub fn run(a: Args, g: Globals) -> anyhow::Result<ExitCode> {
         manifest: a.manifest.clone(),
         bundle,
         key: a.key,
-        identity: a.sigstore.identity(),
+        identity: a.sigstore.identity()?,
         trusted_root: a.sigstore.trusted_root.clone(),
         staging: a.sigstore.staging,
         image: a.image,

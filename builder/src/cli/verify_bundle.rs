@@ -8,7 +8,7 @@ use anyhow::Context;
 use serde_json::json;
 
 use super::Globals;
-use crate::signing::sigstore::{self, Signer, Subject};
+use crate::signing::sigstore::{self, IdentityMatch, IdentityPolicy, Signer, Subject};
 
 /// Verify any Sigstore bundle over a file (or a sha256: digest), offline.
 ///
@@ -39,7 +39,7 @@ pub struct Args {
     #[arg(
         long,
         value_name = "PUB",
-        required_unless_present = "certificate_identity"
+        required_unless_present_any = ["certificate_identity", "certificate_identity_regexp"]
     )]
     pub key: Option<PathBuf>,
     /// With --key: accept a bundle without a transparency-log entry.
@@ -59,11 +59,21 @@ pub struct SigstoreArgs {
         long,
         value_name = "IDENTITY",
         requires = "certificate_oidc_issuer",
-        conflicts_with = "key"
+        conflicts_with_all = ["key", "certificate_identity_regexp"]
     )]
     pub certificate_identity: Option<String>,
+    /// Keyless: a regular expression (Rust `regex` syntax, RE2-like) the whole identity must
+    /// match — anchored at both ends, unlike cosign's flag of the same name, so
+    /// `https://github\.com/acme/.*` cannot match `https://evil.example/?https://github.com/acme/`.
+    #[arg(
+        long,
+        value_name = "REGEX",
+        requires = "certificate_oidc_issuer",
+        conflicts_with = "key"
+    )]
+    pub certificate_identity_regexp: Option<String>,
     /// Keyless: the OIDC issuer that vouched for the identity.
-    #[arg(long, value_name = "URL", requires = "certificate_identity")]
+    #[arg(long, value_name = "URL")]
     pub certificate_oidc_issuer: Option<String>,
     /// The Sigstore trusted root for certificates, tlog entries and timestamps (a private
     /// instance) [default: the embedded public-good root]. Verification never uses the network.
@@ -75,18 +85,35 @@ pub struct SigstoreArgs {
 }
 
 impl SigstoreArgs {
-    /// Identity and issuer, when both are given.
-    pub fn identity(&self) -> Option<(String, String)> {
-        self.certificate_identity
+    /// The keyless policy, when an identity (or pattern) and the issuer are given.
+    pub fn identity(&self) -> anyhow::Result<Option<IdentityPolicy>> {
+        let identity = match (
+            &self.certificate_identity,
+            &self.certificate_identity_regexp,
+        ) {
+            (Some(i), _) => IdentityMatch::Exact(i.clone()),
+            (None, Some(r)) => IdentityMatch::regex(r)?,
+            (None, None) => {
+                anyhow::ensure!(
+                    self.certificate_oidc_issuer.is_none(),
+                    "--certificate-oidc-issuer needs --certificate-identity or \
+                     --certificate-identity-regexp"
+                );
+                return Ok(None);
+            }
+        };
+        let issuer = self
+            .certificate_oidc_issuer
             .clone()
-            .zip(self.certificate_oidc_issuer.clone())
+            .ok_or_else(|| anyhow::anyhow!("a keyless policy needs --certificate-oidc-issuer"))?;
+        Ok(Some(IdentityPolicy { identity, issuer }))
     }
 }
 
 pub fn run(a: Args, g: Globals) -> anyhow::Result<ExitCode> {
     let signer = Signer::from_options(
         a.key.as_deref(),
-        a.sigstore.identity(),
+        a.sigstore.identity()?,
         !a.insecure_ignore_tlog,
     )?;
     let root = sigstore::trusted_root(a.sigstore.trusted_root.as_deref(), a.sigstore.staging)?;

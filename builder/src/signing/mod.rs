@@ -14,6 +14,7 @@ use anyhow::{Context, Result};
 use measurements::signing::{self, Algorithm, KeyError, SigningKey, VerifyingKey};
 use zeroize::Zeroizing;
 
+pub mod publish;
 pub mod sigstore;
 pub mod verify;
 
@@ -170,18 +171,86 @@ pub fn sha256_file(path: &Path) -> Result<[u8; 32]> {
     }
 }
 
+/// How a build signs its manifest (`[signing]`).
+#[derive(Debug)]
+pub enum BuildSigner {
+    /// A managed key, offline.
+    Key(Box<dyn measurements::signer::Signer>),
+    /// Through Sigstore services: a managed key with tlog upload (`key` set), or keyless.
+    Published {
+        key: Option<Box<dyn measurements::signer::Signer>>,
+        services: Box<publish::Services>,
+        token: publish::TokenSource,
+    },
+}
+
+/// The build's signer, set up before the build starts so that a bad key, signing config or
+/// (keyless) a missing or expired identity token fails fast. Keyless tokens are read again
+/// when the build signs: CI tokens live minutes.
+pub fn build_signer(cfg: &image_config::ImageConfig) -> Result<Option<BuildSigner>> {
+    let at = |what: &str| format!("{}: {what}", cfg.file.display());
+    let key = cfg
+        .signing_key
+        .as_deref()
+        .map(load_signer)
+        .transpose()
+        .with_context(|| at("signing.key"))?;
+    let Some(s) = &cfg.sigstore else {
+        return Ok(key.map(BuildSigner::Key));
+    };
+    let services = publish::Services::resolve(&publish::ServiceOptions {
+        fulcio_url: s.fulcio_url.clone(),
+        rekor_url: s.rekor_url.clone(),
+        tsa_url: s.tsa_url.clone(),
+        signing_config: s.signing_config.clone(),
+        trusted_root: s.trusted_root.clone(),
+    })
+    .with_context(|| at("[signing]"))?;
+    let token = match &s.identity_token_file {
+        Some(f) => publish::TokenSource::File(f.clone()),
+        None => publish::TokenSource::Environment,
+    };
+    if s.keyless {
+        let explicit = s.identity_token_file.is_some()
+            || std::env::var_os("SIGSTORE_ID_TOKEN").is_some_and(|v| !v.is_empty());
+        if explicit {
+            token.token().with_context(|| at("signing.keyless"))?;
+        }
+    }
+    Ok(Some(BuildSigner::Published {
+        key,
+        services: Box::new(services),
+        token,
+    }))
+}
+
 /// Signs the manifest file at `manifest` into a new bundle file `bundle` (the build's last
 /// stage); returns the bundle's SHA-256 (hex) for SHA256SUMS.
-pub fn sign_file_to(
-    manifest: &Path,
-    bundle: &Path,
-    key: &dyn measurements::signer::Signer,
-) -> Result<String> {
+pub fn sign_file_to(manifest: &Path, bundle: &Path, signer: &BuildSigner) -> Result<String> {
     let bytes = crate::infile::read_capped(manifest, crate::infile::MANIFEST_MAX, "manifest")?;
-    let signed = sign_manifest_bytes(&bytes, key)
-        .with_context(|| format!("signing {}", manifest.display()))?;
+    let ctx = || format!("signing {}", manifest.display());
+    let signed = match signer {
+        BuildSigner::Key(key) => {
+            let signed = sign_manifest_bytes(&bytes, key.as_ref()).with_context(ctx)?;
+            tracing::info!(signer = %key.describe(), "signed the manifest");
+            signed
+        }
+        BuildSigner::Published {
+            key,
+            services,
+            token,
+        } => {
+            let method = match key {
+                Some(k) => publish::Method::KeyWithTlog(k.as_ref()),
+                None => publish::Method::Keyless(Box::new(token.token().with_context(ctx)?)),
+            };
+            let (signed, p) = publish::sign(&bytes, &method, services).with_context(ctx)?;
+            tracing::info!(identity = ?p.identity, issuer = ?p.issuer, rekor = %p.rekor,
+                log_index = p.log_index, verified = p.verified, "signed the manifest");
+            signed
+        }
+    };
     std::fs::write(bundle, &signed).with_context(|| format!("writing {}", bundle.display()))?;
-    tracing::info!(signer = %key.describe(), "signed the manifest");
     Ok(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&signed)))
 }
 

@@ -20,8 +20,63 @@ pub enum Signer {
     /// A managed key (SPKI PEM); the bundle's tlog entry is required unless `require_tlog`
     /// is false.
     Key { pem: String, require_tlog: bool },
-    /// A Fulcio certificate for this identity (SAN) issued after a login at this OIDC issuer.
-    Identity { identity: String, issuer: String },
+    /// A Fulcio certificate whose identity (SAN) matches, issued after a login at this OIDC
+    /// issuer (`None`: any issuer, only for checking a bundle just made).
+    Identity {
+        identity: IdentityMatch,
+        issuer: Option<String>,
+    },
+}
+
+/// How the certificate's identity must look.
+#[derive(Debug, Clone)]
+pub enum IdentityMatch {
+    /// Exactly this SAN (`--certificate-identity`).
+    Exact(String),
+    /// A SAN the whole of which matches this expression (`--certificate-identity-regexp`;
+    /// anchored at both ends, unlike cosign's substring search).
+    Regex(regex::Regex, String),
+    /// Any identity: the chain, SCT and log are still checked.
+    Any,
+}
+
+impl IdentityMatch {
+    /// `--certificate-identity-regexp R`: R must match the whole identity.
+    pub fn regex(expr: &str) -> Result<IdentityMatch> {
+        let anchored = format!("^(?:{expr})$");
+        let re = regex::RegexBuilder::new(&anchored)
+            .size_limit(1 << 20)
+            .build()
+            .with_context(|| format!("--certificate-identity-regexp {expr:?}"))?;
+        Ok(IdentityMatch::Regex(re, expr.to_string()))
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            IdentityMatch::Exact(s) => s.clone(),
+            IdentityMatch::Regex(_, expr) => format!("/{expr}/"),
+            IdentityMatch::Any => "any identity".into(),
+        }
+    }
+}
+
+/// The keyless policy a verifier pins: identity (exact or pattern) and OIDC issuer.
+#[derive(Debug, Clone)]
+pub struct IdentityPolicy {
+    pub identity: IdentityMatch,
+    pub issuer: String,
+}
+
+impl IdentityPolicy {
+    /// The identity (or `/pattern/`) for reports.
+    pub fn identity_text(&self) -> String {
+        self.identity.describe()
+    }
+
+    /// "IDENTITY (issuer ISSUER)" for reports.
+    pub fn describe(&self) -> String {
+        format!("{} (issuer {})", self.identity.describe(), self.issuer)
+    }
 }
 
 impl Signer {
@@ -29,11 +84,14 @@ impl Signer {
     /// file `key` (SPKI PEM), whose bundle must carry a tlog entry when `require_tlog`.
     pub fn from_options(
         key: Option<&Path>,
-        identity: Option<(String, String)>,
+        identity: Option<IdentityPolicy>,
         require_tlog: bool,
     ) -> Result<Signer> {
         match (identity, key) {
-            (Some((identity, issuer)), _) => Ok(Signer::Identity { identity, issuer }),
+            (Some(p), _) => Ok(Signer::Identity {
+                identity: p.identity,
+                issuer: Some(p.issuer),
+            }),
             (None, Some(k)) => {
                 let pem = crate::infile::read_capped(k, crate::infile::KEY_MAX, "public key")?;
                 Ok(Signer::Key {
@@ -61,7 +119,7 @@ pub struct Verified {
     pub integrated_time: Option<i64>,
     /// Whether a tlog entry was verified.
     pub tlog_verified: bool,
-    /// Verified RFC 3161 timestamps (Unix seconds).
+    /// Verified signing times (Unix seconds): the tlog integrated time and RFC 3161 timestamps.
     pub timestamps: Vec<i64>,
 }
 
@@ -75,7 +133,7 @@ impl Verified {
         };
         if !self.timestamps.is_empty() {
             log.push_str(&format!(
-                "; {} RFC 3161 timestamp(s) verified",
+                "; {} verified timestamp(s) (tlog integrated time, RFC 3161)",
                 self.timestamps.len()
             ));
         }
@@ -154,13 +212,35 @@ pub fn verify(
             run(&verifier, &subject, &bundle, &policy)?
         }
         Signer::Identity { identity, issuer } => {
-            if identity.is_empty() || issuer.is_empty() {
+            if matches!(identity, IdentityMatch::Exact(i) if i.is_empty())
+                || issuer.as_ref().is_some_and(|i| i.is_empty())
+            {
                 bail!(
-                    "a keyless bundle needs --certificate-identity and --certificate-oidc-issuer"
+                    "a keyless bundle needs --certificate-identity (or \
+                     --certificate-identity-regexp) and --certificate-oidc-issuer"
                 );
             }
-            let policy = VerificationPolicy::new(identity.clone(), issuer.clone());
-            run(&verifier, &subject, &bundle, &policy)?
+            let mut policy = match identity {
+                IdentityMatch::Exact(i) => VerificationPolicy::any_identity().require_identity(i),
+                IdentityMatch::Regex(..) | IdentityMatch::Any => VerificationPolicy::any_identity(),
+            };
+            if let Some(issuer) = issuer {
+                policy = policy.require_issuer(issuer.clone());
+            }
+            let result = run(&verifier, &subject, &bundle, &policy)?;
+            if let IdentityMatch::Regex(re, _) = identity {
+                let found = result.identity().map(|i| i.as_str().to_string());
+                match found {
+                    Some(f) if re.is_match(&f) => {}
+                    Some(f) => bail!(
+                        "the certificate's identity {f} does not match \
+                         --certificate-identity-regexp {}",
+                        identity.describe()
+                    ),
+                    None => bail!("the bundle has no certificate identity to match"),
+                }
+            }
+            result
         }
     };
     Ok(Verified {

@@ -21,7 +21,7 @@ pub struct Request {
     /// The pinned public key (SPKI PEM), for a managed-key bundle.
     pub key: Option<PathBuf>,
     /// The required certificate identity and OIDC issuer, for a keyless bundle.
-    pub identity: Option<(String, String)>,
+    pub identity: Option<super::sigstore::IdentityPolicy>,
     /// A trusted root for Sigstore material (default: the embedded public-good one).
     pub trusted_root: Option<PathBuf>,
     /// Use the embedded staging trusted root.
@@ -149,10 +149,10 @@ pub fn verify(req: &Request) -> Result<Report> {
             algorithm: key.algorithm().to_string(),
             hint: key.hint(),
         }),
-        identity: req
-            .identity
-            .clone()
-            .map(|(identity, issuer)| IdentityInfo { identity, issuer }),
+        identity: req.identity.clone().map(|p| IdentityInfo {
+            identity: p.identity_text(),
+            issuer: p.issuer,
+        }),
         checks: c.0,
     })
 }

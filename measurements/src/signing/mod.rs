@@ -41,11 +41,20 @@ pub const MANIFEST_SUBJECT: &str = "manifest.json";
 pub fn sign_manifest(key: &dyn crate::signer::Signer, manifest: &[u8]) -> Result<Vec<u8>, Error> {
     // The bundle names the key by its hint; only key types a verifier here accepts are used.
     let public = VerifyingKey::from_spki_der(&key.public_key_der())?;
-    let doc = ManifestDoc::parse(manifest)?;
-    let statement = Statement::for_manifest(&doc);
-    let payload = statement.to_bytes();
-    let envelope = dsse::Envelope::sign(key, dsse::INTOTO_PAYLOAD_TYPE, &payload)?;
+    let envelope = manifest_envelope(key, manifest)?;
     Ok(Bundle::with_envelope(&public, envelope).to_bytes())
+}
+
+/// The DSSE envelope `key` signs for `manifest`: the in-toto statement over the manifest's
+/// artifacts with the manifest as predicate (what every nodeimg bundle carries, whatever its
+/// verification material).
+pub fn manifest_envelope(
+    key: &dyn crate::signer::Signer,
+    manifest: &[u8],
+) -> Result<dsse::Envelope, Error> {
+    let doc = ManifestDoc::parse(manifest)?;
+    let payload = Statement::for_manifest(&doc).to_bytes();
+    dsse::Envelope::sign(key, dsse::INTOTO_PAYLOAD_TYPE, &payload)
 }
 
 #[cfg(test)]
