@@ -49,6 +49,12 @@ if [ ${#missing[@]} -gt 0 ] || [ $changed = 1 ]; then
   apt-get install -y -qq --no-install-recommends "${pkgs[@]}"
   apt-get install -y -qq --no-install-recommends -t bookworm-backports "${bpo_pkgs[@]}"
 fi
+# Node.js + npm for the local Sigstore stack (tests/sigstore-mock): Debian's, unless the
+# machine already has a Node.js with npm (e.g. a newer one from another source).
+if ! command -v npm >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq --no-install-recommends nodejs npm
+fi
 # cosign 2.5 from trixie: a static Go binary, a leaf package (pinned low, taken explicitly).
 if ! command -v cosign >/dev/null; then
   apt-get install -y -qq --no-install-recommends -t trixie cosign

@@ -20,6 +20,11 @@ scripts/fetch-stubs.sh
 nitro=target/nitro/bin/nitro-tpm-pcr-compute
 [ -x "$nitro" ] || cargo install -q --locked --root target/nitro nitro-tpm-pcr-compute@1.1.2
 export PATH="$PWD/target/nitro/bin:$PATH"
+# Sigstore's own mock Fulcio/Rekor/TSA and sigstore-js's verifier (npm, pinned by
+# tests/sigstore-mock/package-lock.json) for the keyless / tlog-upload signing tests.
+if [ ! -f tests/sigstore-mock/node_modules/@sigstore/mock/package.json ]; then
+  (cd tests/sigstore-mock && npm ci --no-audit --no-fund --loglevel=error)
+fi
 
 echo "== tier 1: cargo test"
 # Every crate but the end-to-end one (nodeimg-init is not a default member: see Cargo.toml).

@@ -418,7 +418,8 @@ fn resolve_sigstore(
                 file,
                 key,
                 "Sigstore services are only used with keyless = true or tlog-upload = true",
-            ));
+            )
+            .hint("set keyless = true or tlog-upload = true, or remove the key"));
         }
         return Ok(None);
     }
@@ -427,7 +428,8 @@ fn resolve_sigstore(
             file,
             "signing.identity-token-file",
             "an identity token is only used with keyless = true",
-        ));
+        )
+        .hint("set keyless = true (and remove signing.key), or remove the key"));
     }
     for (key, url) in [
         ("signing.fulcio-url", &s.fulcio_url),
@@ -436,11 +438,10 @@ fn resolve_sigstore(
     ] {
         if let Some(u) = url {
             if !(u.starts_with("https://") || u.starts_with("http://")) {
-                return Err(ConfigError::new(
-                    file,
-                    key,
-                    format!("`{u}` is not an http(s) URL"),
-                ));
+                return Err(
+                    ConfigError::new(file, key, format!("`{u}` is not an http(s) URL"))
+                        .hint("e.g. https://rekor.sigstore.dev"),
+                );
             }
         }
     }

@@ -15,6 +15,8 @@ fn fixture_dir() -> tempfile::TempDir {
         "os-release",
         "OVMF.fd",
         "signing.key",
+        "signing_config.json",
+        "trusted_root.json",
     ] {
         std::fs::write(d.path().join(f), b"x").unwrap();
     }
@@ -83,6 +85,8 @@ fn docs_list_every_key() {
             "rootfs.debian.variant",
             "rootfs.debian.packages",
             "rootfs.oci",
+            "signing.keyless",
+            "signing.identity-token-file",
         ]
         .map(String::from),
     );
@@ -169,6 +173,11 @@ const BAD: &[(&str, &str, &str)] = &[
     ("[image\n", "(file)", "line 1"),
     ("[image]\nname = \"n\"\n[rootfs]\ndebian = { packages = [\"a b\"] }\n", "rootfs.debian.packages[0]", "not a valid Debian name"),
     ("[image]\nname = \"n\"\n[rootfs]\ndebian = { variant = \"huge\" }\n", "rootfs.debian.variant", "unknown mmdebstrap variant"),
+    ("[image]\nname = \"n\"\n[rootfs]\ntar = \"rootfs.tar\"\n[signing]\nkey = \"signing.key\"\nkeyless = true\n", "signing.keyless", "ephemeral key"),
+    ("[image]\nname = \"n\"\n[rootfs]\ntar = \"rootfs.tar\"\n[signing]\ntlog-upload = true\n", "signing.tlog-upload", "no signing.key"),
+    ("[image]\nname = \"n\"\n[rootfs]\ntar = \"rootfs.tar\"\n[signing]\nkey = \"signing.key\"\nrekor-url = \"https://r\"\n", "signing.rekor-url", "only used with"),
+    ("[image]\nname = \"n\"\n[rootfs]\ntar = \"rootfs.tar\"\n[signing]\nkeyless = true\nrekor-url = \"rekor.example\"\n", "signing.rekor-url", "not an http(s) URL"),
+    ("[image]\nname = \"n\"\n[rootfs]\ntar = \"rootfs.tar\"\n[signing]\nkey = \"signing.key\"\ntlog-upload = true\nidentity-token-file = \"t\"\n", "signing.identity-token-file", "keyless"),
 ];
 
 #[test]

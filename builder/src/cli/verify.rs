@@ -28,6 +28,11 @@ pub struct Args {
         required_unless_present_any = ["certificate_identity", "certificate_identity_regexp"]
     )]
     pub key: Option<PathBuf>,
+    /// With --key: require a transparency-log entry (Rekor inclusion proof and SET against
+    /// the trusted root), as for keyless bundles. Without it a managed-key bundle made offline
+    /// verifies with the key alone.
+    #[arg(long, requires = "key")]
+    pub require_tlog: bool,
     #[command(flatten)]
     pub sigstore: super::verify_bundle::SigstoreArgs,
     /// A disk image: must be the signed disk.raw; its PCRs are recomputed and compared.
@@ -65,6 +70,7 @@ pub fn run(a: Args, g: Globals) -> anyhow::Result<ExitCode> {
         identity: a.sigstore.identity()?,
         trusted_root: a.sigstore.trusted_root.clone(),
         staging: a.sigstore.staging,
+        require_tlog: a.require_tlog,
         image: a.image,
         event_log: a.event_log,
         pcrs: a.pcrs,

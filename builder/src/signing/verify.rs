@@ -32,6 +32,9 @@ pub struct Request {
     pub event_log: Option<PathBuf>,
     /// Observed PCRs (JSON `{"sha256":{"4":"…"}}`, or `nodeimg boot --json` output).
     pub pcrs: Option<PathBuf>,
+    /// With a managed key: the bundle must carry a transparency-log entry that verifies
+    /// (keyless bundles always must).
+    pub require_tlog: bool,
     /// What besides the nodeimg in-toto statement is accepted.
     pub policy: measurements::signing::verify::Policy,
 }
@@ -117,7 +120,7 @@ pub fn verify(req: &Request) -> Result<Report> {
     let mut c = Checks::default();
     let doc = match (
         &key,
-        has_sigstore_material(&bundle) || req.identity.is_some(),
+        has_sigstore_material(&bundle) || req.identity.is_some() || req.require_tlog,
     ) {
         (Some(key), false) => signed_manifest(&mut c, key, &bundle, &manifest, req.policy),
         (None, false) => anyhow::bail!(
