@@ -20,6 +20,28 @@ const ELSEWHERE: &[(&str, &str)] = &[
     ),
     ("scripts/test.sh", ".ci/run"),
     (
+        r#"# keyless in GitHub Actions (ambient token), public-good instance
+nodeimg sign out/manifest.json --keyless
+nodeimg verify out/manifest.json \
+    --certificate-identity https://github.com/acme/images/.github/workflows/release.yml@refs/heads/main \
+    --certificate-oidc-issuer https://token.actions.githubusercontent.com
+cosign verify-blob-attestation --type https://nodeimg.dev/measurements/v1 \
+    --certificate-identity … --certificate-oidc-issuer … \
+    --bundle out/manifest.sigstore.json out/manifest.json
+
+# a private instance
+nodeimg sign out/manifest.json --keyless --identity-token-file token \
+    --signing-config signing_config.json --trusted-root trusted_root.json
+# managed key, published
+nodeimg sign out/manifest.json --key signing.key --tlog-upload
+nodeimg verify out/manifest.json --key signing.key.pub --require-tlog
+cosign verify-blob-attestation --key signing.key.pub --type https://nodeimg.dev/measurements/v1 \
+    --bundle out/manifest.sigstore.json out/manifest.json            # no --insecure-ignore-tlog"#,
+        "needs the public-good Sigstore services and a CI identity (no internet here); the same \
+         sign/verify/cosign commands run against a local Sigstore stack in \
+         tests/tests/sigstore_services.rs",
+    ),
+    (
         "BENCH_RUNS=3 scripts/bench.sh",
         "a benchmark run by hand for the README's numbers (needs ~15 minutes)",
     ),

@@ -38,6 +38,7 @@ impl Fixture {
             identity: None,
             trusted_root: None,
             staging: false,
+            require_tlog: false,
             image: Some(self.path("disk.raw")),
             event_log: None,
             pcrs: None,
