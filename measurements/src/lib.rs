@@ -1,5 +1,6 @@
 //! Pure measurement code: takes bytes, returns parsed structures and digests. No file access.
 
+pub mod attest;
 pub mod authenticode;
 pub mod cvm;
 pub mod eventlog;

@@ -118,6 +118,30 @@ pub struct Event {
     pub digests: BTreeMap<String, String>,
 }
 
+impl Event {
+    /// The manifest's events as PCR events (digests of banks nodeimg does not predict are
+    /// dropped; an unknown type name becomes type 0xffffffff, which no log event has).
+    pub fn to_pcr_events(events: &[Event]) -> Vec<crate::pcr::Event> {
+        use crate::pcr::{Bank, Digest, EventType};
+        events
+            .iter()
+            .map(|e| crate::pcr::Event {
+                pcr: e.pcr,
+                event_type: EventType::from_name(&e.event_type).unwrap_or(EventType(u32::MAX)),
+                description: e.description.clone(),
+                digests: e
+                    .digests
+                    .iter()
+                    .filter_map(|(b, hex)| {
+                        let bank = Bank::from_name(b)?;
+                        Some((bank, Digest::from_hex(bank, hex)?))
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Image {
     pub name: String,

@@ -44,6 +44,20 @@ pub struct Args {
     /// Observed PCR values (JSON {"sha256":{"4":"…"}} or `nodeimg boot --json` output).
     #[arg(long, value_name = "FILE")]
     pub pcrs: Option<PathBuf>,
+    /// A TPM quote to check against the signed manifest: the TPMS_ATTEST as `tpm2_quote -m`
+    /// writes it. Needs --quote-signature, --ak and --nonce; with --event-log the log must
+    /// replay to the quoted PCRs (and may then account for unpinned PCRs in the selection).
+    #[arg(long, value_name = "MSG", requires_all = ["quote_signature", "ak", "nonce"])]
+    pub quote: Option<PathBuf>,
+    /// The quote's TPMT_SIGNATURE (`tpm2_quote -s`).
+    #[arg(long, value_name = "SIG", requires = "quote")]
+    pub quote_signature: Option<PathBuf>,
+    /// The attestation key's public key, SPKI PEM (`tpm2_readpublic -f pem`).
+    #[arg(long, value_name = "AK.pem", requires = "quote")]
+    pub ak: Option<PathBuf>,
+    /// The nonce the verifier sent (hex): the quote's qualifying data must equal it.
+    #[arg(long, value_name = "HEX", requires = "quote")]
+    pub nonce: Option<String>,
     /// Also accept a bundle with a plain message signature over manifest.json (cosign
     /// sign-blob) instead of the nodeimg in-toto statement. Off by default: such a signature
     /// does not say what it signs, so any JSON the same key signed for another purpose would
@@ -71,6 +85,19 @@ pub fn run(a: Args, g: Globals) -> anyhow::Result<ExitCode> {
         trusted_root: a.sigstore.trusted_root.clone(),
         staging: a.sigstore.staging,
         require_tlog: a.require_tlog,
+        quote: match (&a.quote, &a.quote_signature, &a.ak, &a.nonce) {
+            (Some(m), Some(sig), Some(ak), Some(n)) => Some(verify::QuoteFiles {
+                message: m.clone(),
+                signature: sig.clone(),
+                ak: ak.clone(),
+                nonce: hex::decode(n.trim()).map_err(|e| {
+                    anyhow::anyhow!(
+                        "--nonce {n:?} is not hex ({e}); give the bytes sent as qualifying data"
+                    )
+                })?,
+            }),
+            _ => None,
+        },
         image: a.image,
         event_log: a.event_log,
         pcrs: a.pcrs,

@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use measurements::eventlog::{first_divergence, EventLog};
 use measurements::manifest;
-use measurements::pcr::{Bank, Digest, Event, EventType};
+use measurements::pcr::{Bank, Event};
 use serde::{Deserialize, Serialize};
 
 use super::eventlog::GuestEventLog;
@@ -180,25 +180,9 @@ fn divergence(
     }
 }
 
-/// The manifest's events in the models' types (events with unknown banks or types keep what
-/// can be read).
+/// The manifest's events in the models' types.
 pub(crate) fn expected_events(events: &[manifest::Event]) -> Vec<Event> {
-    events
-        .iter()
-        .map(|e| Event {
-            pcr: e.pcr,
-            event_type: EventType::from_name(&e.event_type).unwrap_or(EventType(u32::MAX)),
-            description: e.description.clone(),
-            digests: e
-                .digests
-                .iter()
-                .filter_map(|(b, hex)| {
-                    let bank = Bank::from_name(b)?;
-                    Some((bank, Digest::from_hex(bank, hex)?))
-                })
-                .collect(),
-        })
-        .collect()
+    manifest::Event::to_pcr_events(events)
 }
 
 #[cfg(test)]

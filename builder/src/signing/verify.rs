@@ -35,8 +35,20 @@ pub struct Request {
     /// With a managed key: the bundle must carry a transparency-log entry that verifies
     /// (keyless bundles always must).
     pub require_tlog: bool,
+    /// A TPM quote to check against the signed manifest.
+    pub quote: Option<QuoteFiles>,
     /// What besides the nodeimg in-toto statement is accepted.
     pub policy: measurements::signing::verify::Policy,
+}
+
+/// A TPM quote as `tpm2_quote -m MSG -s SIG` writes it, the AK public key
+/// (`tpm2_readpublic -f pem`) and the nonce the verifier sent.
+#[derive(Debug, Clone)]
+pub struct QuoteFiles {
+    pub message: PathBuf,
+    pub signature: PathBuf,
+    pub ak: PathBuf,
+    pub nonce: Vec<u8>,
 }
 
 /// Outcome of one check.
@@ -381,6 +393,9 @@ fn optional_checks(c: &mut Checks, req: &Request, doc: &ManifestDoc) -> Result<(
             );
         }
     }
+    if let Some(q) = &req.quote {
+        quote_checks(c, q, req.event_log.as_deref(), doc)?;
+    }
     if let Some(log) = &req.event_log {
         let bytes = crate::infile::read_capped(log, crate::infile::EVENT_LOG_MAX, "event log")?;
         c.record(
@@ -404,6 +419,49 @@ fn optional_checks(c: &mut Checks, req: &Request, doc: &ManifestDoc) -> Result<(
     }
     Ok(())
 }
+
+/// The quote checks of `measurements::attest` (the library entry point an attestation service
+/// links), one report line each.
+fn quote_checks(
+    c: &mut Checks,
+    q: &QuoteFiles,
+    log: Option<&Path>,
+    doc: &ManifestDoc,
+) -> Result<()> {
+    use crate::infile::read_capped;
+    let message = read_capped(&q.message, QUOTE_MAX, "quote message (TPMS_ATTEST)")?;
+    let signature = read_capped(&q.signature, QUOTE_MAX, "quote signature (TPMT_SIGNATURE)")?;
+    let ak_pem = read_capped(&q.ak, crate::infile::KEY_MAX, "attestation key")?;
+    let ak = measurements::attest::AkKey::spki_der_from_pem(&ak_pem)
+        .with_context(|| format!("--ak {}", q.ak.display()))?;
+    let log = log
+        .map(|l| read_capped(l, crate::infile::EVENT_LOG_MAX, "event log"))
+        .transpose()?;
+    let manifest: measurements::manifest::Manifest = serde_json::from_value(doc.value.clone())
+        .context("the signed manifest does not have the nodeimg.manifest/v1 shape")?;
+    let evidence = measurements::attest::TpmEvidence {
+        attest: &message,
+        signature: &signature,
+        ak_spki_der: &ak,
+        nonce: &q.nonce,
+        event_log: log.as_deref(),
+    };
+    for r in measurements::attest::verify_tpm_quote(&evidence, &manifest) {
+        c.0.push(Check {
+            check: r.check,
+            status: match r.status {
+                measurements::attest::Status::Ok => Status::Ok,
+                measurements::attest::Status::Failed => Status::Failed,
+                measurements::attest::Status::Skipped => Status::Skipped,
+            },
+            detail: r.detail,
+        });
+    }
+    Ok(())
+}
+
+/// A quote message or signature is a few hundred bytes.
+const QUOTE_MAX: u64 = 64 << 10;
 
 /// The manifest keys a measurement of the disk reproduces.
 const MEASURED_KEYS: [&str; 3] = ["pcrs", "pcr11_phases", "events"];

@@ -39,6 +39,7 @@ impl Fixture {
             trusted_root: None,
             staging: false,
             require_tlog: false,
+            quote: None,
             image: Some(self.path("disk.raw")),
             event_log: None,
             pcrs: None,

@@ -1,0 +1,396 @@
+//! `nodeimg verify --quote`: TPM quotes made by tpm2-tools (an independent TPM stack) against a
+//! standalone swtpm whose PCRs were extended with the signed manifest's expected events —
+//! exactly what a TPM that booted the image holds — checked against the fixture build's signed
+//! manifest; then the same with a wrong nonce, an extra extend, a flipped signature bit, a
+//! selection that misses a pinned PCR and one that includes an unpinned PCR.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nodeimg_tests::*;
+use serde_json::Value;
+
+/// A swtpm with SHA-256 and SHA-384 banks on two TCP ports, for tpm2-tools.
+struct Tpm {
+    child: Child,
+    dir: tempfile::TempDir,
+    tcti: String,
+}
+
+impl Drop for Tpm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two free consecutive ports: the swtpm TCTI finds the control channel at port + 1.
+fn free_ports() -> (u16, u16) {
+    for _ in 0..100 {
+        let a = TcpListener::bind("127.0.0.1:0").unwrap();
+        let p = a.local_addr().unwrap().port();
+        if p < u16::MAX && TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
+            return (p, p + 1);
+        }
+    }
+    panic!("no two consecutive free TCP ports on 127.0.0.1");
+}
+
+impl Tpm {
+    fn start() -> Option<Tpm> {
+        for t in [
+            "swtpm",
+            "swtpm_setup",
+            "tpm2_quote",
+            "tpm2_createak",
+            "tpm2_pcrextend",
+        ] {
+            if !have_tool(t) {
+                return None;
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        run_tool(
+            Command::new("swtpm_setup")
+                .args(["--tpm2", "--pcr-banks", "sha256,sha384", "--tpmstate"])
+                .arg(&state),
+        );
+        let (port, ctrl) = free_ports();
+        let child = Command::new("timeout")
+            .args(["600", "swtpm", "socket", "--tpm2", "--tpmstate"])
+            .arg(format!("dir={}", state.display()))
+            .args([
+                "--server",
+                &format!("type=tcp,port={port},bindaddr=127.0.0.1"),
+            ])
+            .args([
+                "--ctrl",
+                &format!("type=tcp,port={ctrl},bindaddr=127.0.0.1"),
+            ])
+            .args(["--flags", "not-need-init,startup-clear"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start swtpm");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "swtpm did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(Tpm {
+            child,
+            dir,
+            tcti: format!("swtpm:host=127.0.0.1,port={port}"),
+        })
+    }
+
+    fn path(&self, n: &str) -> PathBuf {
+        self.dir.path().join(n)
+    }
+
+    /// A tpm2-tools command; transient objects and sessions are flushed afterwards (there is
+    /// no resource manager between the tools and swtpm).
+    fn tool(&self, args: &[&str]) -> Output {
+        let out = run_tool(
+            Command::new("timeout")
+                .arg("60")
+                .args(args)
+                .env("TPM2TOOLS_TCTI", &self.tcti)
+                .current_dir(self.dir.path()),
+        );
+        for what in ["-t", "-s"] {
+            let _ = Command::new("tpm2_flushcontext")
+                .arg(what)
+                .env("TPM2TOOLS_TCTI", &self.tcti)
+                .output();
+        }
+        out
+    }
+
+    /// Extends every event of the manifest, in order, into both banks.
+    fn extend_events(&self, events: &[Value]) {
+        for e in events {
+            let pcr = e["pcr"].as_u64().unwrap();
+            let d = &e["digests"];
+            let spec = format!(
+                "{pcr}:sha256={},sha384={}",
+                d["sha256"].as_str().unwrap(),
+                d["sha384"].as_str().unwrap()
+            );
+            self.tool(&["tpm2_pcrextend", &spec]);
+        }
+    }
+
+    /// An attestation key under the EK: `alg` ecc/rsa, `scheme` ecdsa/rsassa/rsapss; the key's
+    /// context and its SPKI PEM.
+    fn ak(&self, name: &str, alg: &str, scheme: &str) -> (String, String) {
+        let ek = format!("{name}-ek.ctx");
+        let (ctx, pem) = (format!("{name}.ctx"), format!("{name}.pem"));
+        self.tool(&[
+            "tpm2_createek",
+            "-c",
+            &ek,
+            "-G",
+            alg,
+            "-u",
+            &format!("{name}-ek.pub"),
+        ]);
+        self.tool(&[
+            "tpm2_createak",
+            "-C",
+            &ek,
+            "-c",
+            &ctx,
+            "-G",
+            alg,
+            "-g",
+            "sha256",
+            "-s",
+            scheme,
+            "-u",
+            &pem,
+            "-f",
+            "pem",
+            "-n",
+            &format!("{name}.name"),
+        ]);
+        (ctx, self.path(&pem).to_str().unwrap().to_string())
+    }
+
+    /// `tpm2_quote` of `selection` with `nonce`; the message and signature files.
+    fn quote(&self, ak: &str, selection: &str, nonce: &str, name: &str) -> (String, String) {
+        let (m, s) = (format!("{name}.msg"), format!("{name}.sig"));
+        let mut args = vec![
+            "tpm2_quote",
+            "-c",
+            ak,
+            "-l",
+            selection,
+            "-q",
+            nonce,
+            "-m",
+            &m,
+            "-s",
+            &s,
+            "-g",
+            "sha256",
+        ];
+        // An RSA key made for RSAPSS still needs the scheme named (tpm2-tools' default is
+        // RSASSA).
+        if ak.starts_with("pss") {
+            args.extend(["--scheme", "rsapss"]);
+        }
+        self.tool(&args);
+        (
+            self.path(&m).to_str().unwrap().into(),
+            self.path(&s).to_str().unwrap().into(),
+        )
+    }
+}
+
+/// A signed fixture build: (temp dir, manifest path, public key path).
+fn signed_build() -> Option<(tempfile::TempDir, PathBuf, PathBuf)> {
+    let tar = fixture_tar()?;
+    let d = tempfile::tempdir().unwrap();
+    let key = d.path().join("signing.key");
+    assert_ok(
+        &run_nodeimg(&[
+            "keygen",
+            "-o",
+            key.to_str().unwrap(),
+            "--algorithm",
+            "ecdsa-p256",
+        ]),
+        "keygen",
+    );
+    let cfg = fixture_config(
+        d.path(),
+        &tar,
+        &format!("\n[signing]\nkey = \"{}\"\n", key.display()),
+    );
+    let out = d.path().join("out");
+    assert_ok(
+        &run_nodeimg(&["build", cfg.to_str().unwrap(), "-o", out.to_str().unwrap()]),
+        "fixture build",
+    );
+    let public = d.path().join("signing.key.pub");
+    Some((d, out.join("manifest.json"), public))
+}
+
+/// `nodeimg --json verify` with the quote; (exit ok, check name → (status, detail)).
+fn verify_quote(
+    manifest: &Path,
+    key: &Path,
+    msg: &str,
+    sig: &str,
+    ak: &str,
+    nonce: &str,
+) -> (bool, Vec<(String, String, String)>) {
+    let out = run_nodeimg(&[
+        "--json",
+        "verify",
+        manifest.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--quote",
+        msg,
+        "--quote-signature",
+        sig,
+        "--ak",
+        ak,
+        "--nonce",
+        nonce,
+    ]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "verify printed no JSON ({e}): {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let checks = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["check"].as_str().unwrap().to_string(),
+                c["status"].as_str().unwrap().to_string(),
+                c["detail"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    (out.status.success(), checks)
+}
+
+fn status<'a>(checks: &'a [(String, String, String)], name: &str) -> (&'a str, &'a str) {
+    checks
+        .iter()
+        .find(|c| c.0 == name)
+        .map(|c| (c.1.as_str(), c.2.as_str()))
+        .unwrap_or_else(|| panic!("no {name} check in {checks:?}"))
+}
+
+/// The pinned PCRs as a tpm2-tools selection (`sha256:4,7,9,…`).
+fn pinned_selection(manifest: &Value, bank: &str) -> String {
+    let mut pcrs: Vec<u32> = manifest["pcrs"][bank]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.parse().unwrap())
+        .collect();
+    pcrs.sort_unstable();
+    let list: Vec<String> = pcrs.iter().map(u32::to_string).collect();
+    format!("{bank}:{}", list.join(","))
+}
+
+#[test]
+fn tpm2_tools_quotes_of_the_expected_events_verify_and_deviations_are_named() {
+    let Some(tpm) = Tpm::start() else { return };
+    let Some((_d, manifest_path, key)) = signed_build() else {
+        return;
+    };
+    let manifest: Value = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    tpm.extend_events(manifest["events"].as_array().unwrap());
+    let sel = pinned_selection(&manifest, "sha256");
+    let nonce = "5e1ec7ed0ddba11cafef00d5deadbeef";
+
+    for (name, alg, scheme) in [
+        ("ecc", "ecc", "ecdsa"),
+        ("rsa", "rsa", "rsassa"),
+        ("pss", "rsa", "rsapss"),
+    ] {
+        let (ak_ctx, ak_pem) = tpm.ak(name, alg, scheme);
+        let (msg, sig) = tpm.quote(&ak_ctx, &sel, nonce, &format!("{name}-ok"));
+        let (ok, checks) = verify_quote(&manifest_path, &key, &msg, &sig, &ak_pem, nonce);
+        assert!(ok, "{name}: {checks:#?}");
+        for c in [
+            "quote",
+            "quote-signature",
+            "quote-nonce",
+            "quote-selection",
+            "quote-pcrs",
+        ] {
+            assert_eq!(status(&checks, c).0, "ok", "{name} {c}: {checks:#?}");
+        }
+        assert!(
+            status(&checks, "quote-signature").1.contains(scheme),
+            "{checks:#?}"
+        );
+    }
+    let (ak_ctx, ak_pem) = tpm.ak("main", "ecc", "ecdsa");
+    let (msg, sig) = tpm.quote(&ak_ctx, &sel, nonce, "main");
+
+    // The verifier sent another nonce: a replayed quote.
+    let (ok, checks) = verify_quote(&manifest_path, &key, &msg, &sig, &ak_pem, "00112233");
+    assert!(!ok);
+    let (st, why) = status(&checks, "quote-nonce");
+    assert_eq!(st, "failed");
+    assert!(why.contains(nonce), "{why}");
+
+    // One bit of the signature flipped.
+    let mut bytes = std::fs::read(&sig).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    let bad_sig = tpm.path("flipped.sig");
+    std::fs::write(&bad_sig, bytes).unwrap();
+    let (ok, checks) = verify_quote(
+        &manifest_path,
+        &key,
+        &msg,
+        bad_sig.to_str().unwrap(),
+        &ak_pem,
+        nonce,
+    );
+    assert!(!ok);
+    assert_eq!(
+        status(&checks, "quote-signature").0,
+        "failed",
+        "{checks:#?}"
+    );
+    assert_eq!(status(&checks, "quote-pcrs").0, "skipped", "{checks:#?}");
+
+    // Another AK's public key.
+    let (_, other_pem) = tpm.ak("other", "ecc", "ecdsa");
+    let (ok, checks) = verify_quote(&manifest_path, &key, &msg, &sig, &other_pem, nonce);
+    assert!(!ok);
+    assert_eq!(
+        status(&checks, "quote-signature").0,
+        "failed",
+        "{checks:#?}"
+    );
+
+    // A selection that leaves out a pinned PCR.
+    let (m2, s2) = tpm.quote(&ak_ctx, "sha256:4,7,9,11,12", nonce, "partial");
+    let (ok, checks) = verify_quote(&manifest_path, &key, &m2, &s2, &ak_pem, nonce);
+    assert!(!ok);
+    let (st, why) = status(&checks, "quote-selection");
+    assert_eq!(st, "failed");
+    assert!(why.contains("13"), "{why}");
+
+    // An unpinned, platform PCR quoted without an event log to account for it.
+    let with0 = format!("sha256:0,{}", sel.trim_start_matches("sha256:"));
+    let (m3, s3) = tpm.quote(&ak_ctx, &with0, nonce, "with0");
+    let (ok, checks) = verify_quote(&manifest_path, &key, &m3, &s3, &ak_pem, nonce);
+    assert!(!ok);
+    let (st, why) = status(&checks, "quote-pcrs");
+    assert_eq!(st, "failed");
+    assert!(why.contains("PCR 0"), "{why}");
+
+    // One more extend of PCR 12 (as a credential or an addon the manifest does not know
+    // would): the quoted digest is no longer the manifest's.
+    tpm.tool(&["tpm2_pcrextend", &format!("12:sha256={}", "ab".repeat(32))]);
+    let (m4, s4) = tpm.quote(&ak_ctx, &sel, nonce, "extended");
+    let (ok, checks) = verify_quote(&manifest_path, &key, &m4, &s4, &ak_pem, nonce);
+    assert!(!ok);
+    let (st, why) = status(&checks, "quote-pcrs");
+    assert_eq!(st, "failed");
+    assert!(why.contains("digest"), "{why}");
+}
