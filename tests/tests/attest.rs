@@ -394,3 +394,209 @@ fn tpm2_tools_quotes_of_the_expected_events_verify_and_deviations_are_named() {
     assert_eq!(st, "failed");
     assert!(why.contains("digest"), "{why}");
 }
+
+/// The `sev` crate's source directory (its test data: a real Milan attestation report and the
+/// VCEK that signed it), from `cargo metadata`.
+fn sev_crate_dir() -> Option<PathBuf> {
+    let out = Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .current_dir(repo())
+        .output()
+        .ok()?;
+    let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+    let pkg = v["packages"]
+        .as_array()?
+        .iter()
+        .find(|p| p["name"] == "sev")?;
+    let dir = Path::new(pkg["manifest_path"].as_str()?)
+        .parent()?
+        .to_path_buf();
+    have_file(
+        &dir.join("tests/certs_data/report_milan.hex"),
+        "the sev crate's package ships its test data",
+    )
+    .then_some(dir)
+}
+
+/// A manifest with one SNP entry of `measurement`, signed; (manifest, public key).
+fn signed_snp_manifest(dir: &Path, measurement: &str) -> (String, String) {
+    // Each manifest in its own directory: the bundle goes next to it.
+    let sub = dir.join(&measurement[..8]);
+    std::fs::create_dir_all(&sub).unwrap();
+    let m = sub.join("manifest.json");
+    let doc = serde_json::json!({
+        "schema": "nodeimg.manifest/v1",
+        "artifacts": {},
+        "snp": [{
+            "vcpus": 4, "vcpu_type": "EPYC-Milan", "vcpu_sig": "0xa00f11", "vmm_type": "QEMU",
+            "guest_features": "0x1", "ovmf_sha256": "00".repeat(32), "measurement": measurement,
+        }],
+    });
+    std::fs::write(&m, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    let key = dir.join("snp.key");
+    if !key.exists() {
+        assert_ok(
+            &run_nodeimg(&["keygen", "-o", key.to_str().unwrap()]),
+            "keygen",
+        );
+    }
+    assert_ok(
+        &run_nodeimg(&["sign", m.to_str().unwrap(), "--key", key.to_str().unwrap()]),
+        "sign",
+    );
+    (m.to_str().unwrap().into(), format!("{}.pub", key.display()))
+}
+
+fn verify_snp(
+    m: &str,
+    key: &str,
+    report: &Path,
+    vcek: &Path,
+    nonce: &str,
+    extra: &[&str],
+) -> (bool, Vec<(String, String, String)>) {
+    let mut args = vec![
+        "--json",
+        "verify",
+        m,
+        "--key",
+        key,
+        "--snp-report",
+        report.to_str().unwrap(),
+        "--vcek",
+        vcek.to_str().unwrap(),
+        "--nonce",
+        nonce,
+    ];
+    args.extend_from_slice(extra);
+    let out = run_nodeimg(&args);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "verify printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let checks = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["check"].as_str().unwrap().to_string(),
+                c["status"].as_str().unwrap().to_string(),
+                c["detail"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    (out.status.success(), checks)
+}
+
+#[test]
+fn a_real_milan_report_verifies_against_amds_chain_and_the_manifest() {
+    let Some(sev) = sev_crate_dir() else { return };
+    let data = sev.join("tests/certs_data");
+    let hex_text = std::fs::read_to_string(data.join("report_milan.hex")).unwrap();
+    let bytes = hex::decode(hex_text.trim()).unwrap();
+    assert_eq!(bytes.len(), 1184);
+    let d = tempfile::tempdir().unwrap();
+    let report = d.path().join("report.bin");
+    std::fs::write(&report, &bytes).unwrap();
+    let vcek = data.join("vcek_milan.der");
+    let report_data = hex::encode(&bytes[0x50..0x90]);
+    let measurement = hex::encode(&bytes[0x90..0xc0]);
+
+    let (m, key) = signed_snp_manifest(d.path(), &measurement);
+    let (ok, checks) = verify_snp(&m, &key, &report, &vcek, &report_data, &[]);
+    assert!(ok, "{checks:#?}");
+    for c in [
+        "snp-report",
+        "snp-vcek",
+        "snp-signature",
+        "snp-report-data",
+        "snp-policy",
+        "snp-measurement",
+    ] {
+        assert_eq!(status(&checks, c).0, "ok", "{c}: {checks:#?}");
+    }
+    assert!(
+        status(&checks, "snp-vcek").1.contains("Milan"),
+        "{checks:#?}"
+    );
+
+    // A manifest for another launch: the measurement is named.
+    let (other, _) = signed_snp_manifest(d.path(), &"ab".repeat(48));
+    let (ok, checks) = verify_snp(&other, &key, &report, &vcek, &report_data, &[]);
+    assert!(!ok);
+    let (st, why) = status(&checks, "snp-measurement");
+    assert_eq!(st, "failed");
+    assert!(why.contains(&measurement), "{why}");
+
+    // Another nonce.
+    let (ok, checks) = verify_snp(&m, &key, &report, &vcek, "0badc0de", &[]);
+    assert!(!ok);
+    assert_eq!(
+        status(&checks, "snp-report-data").0,
+        "failed",
+        "{checks:#?}"
+    );
+
+    // One byte of the report flipped (inside FAMILY_ID): the signature fails.
+    let mut flipped = bytes.clone();
+    flipped[0x15] ^= 0x80;
+    let bad = d.path().join("flipped.bin");
+    std::fs::write(&bad, &flipped).unwrap();
+    let (ok, checks) = verify_snp(&m, &key, &bad, &vcek, &report_data, &[]);
+    assert!(!ok);
+    assert_eq!(status(&checks, "snp-signature").0, "failed", "{checks:#?}");
+    assert_eq!(
+        status(&checks, "snp-measurement").0,
+        "skipped",
+        "{checks:#?}"
+    );
+
+    // A VCEK of another product (Turin) under Milan's ARK/ASK.
+    let builtin = sev.join("src/certs/snp/builtin/milan");
+    let (ark, ask) = (builtin.join("ark.pem"), builtin.join("ask.pem"));
+    let (ok, checks) = verify_snp(
+        &m,
+        &key,
+        &report,
+        &data.join("vcek_turin.der"),
+        &report_data,
+        &[
+            "--ark",
+            ark.to_str().unwrap(),
+            "--ask",
+            ask.to_str().unwrap(),
+        ],
+    );
+    assert!(!ok);
+    let (st, why) = status(&checks, "snp-vcek");
+    assert_eq!(st, "failed");
+    assert!(why.contains("does not chain"), "{why}");
+    // The right chain given explicitly.
+    let (ok, checks) = verify_snp(
+        &m,
+        &key,
+        &report,
+        &vcek,
+        &report_data,
+        &[
+            "--ark",
+            ark.to_str().unwrap(),
+            "--ask",
+            ask.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{checks:#?}");
+
+    // A truncated report.
+    let short = d.path().join("short.bin");
+    std::fs::write(&short, &bytes[..1000]).unwrap();
+    let (ok, checks) = verify_snp(&m, &key, &short, &vcek, &report_data, &[]);
+    assert!(!ok);
+    assert!(
+        status(&checks, "snp-report").1.contains("1184"),
+        "{checks:#?}"
+    );
+}

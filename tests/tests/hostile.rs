@@ -70,6 +70,24 @@ const TABLE: &[(&str, &str, &str)] = &[
     ("verity_data_blocks_wrap", "disk", "more than 2^64 bytes"),
     ("eventlog_64mib", "eventlog", "larger than 4194304 bytes"),
     ("snp_vcpus_out_of_range", "cli", "is not in 1..=512"),
+    (
+        "quote_absurd_selection",
+        "quote",
+        "more PCR banks than any TPM has",
+    ),
+    (
+        "quote_select_bits",
+        "quote",
+        "a selection of more than 256 PCRs",
+    ),
+    ("quote_truncated", "quote", "the structure ends at byte"),
+    (
+        "quote_hmac_signature",
+        "quote",
+        "not RSASSA (0x0014), RSAPSS (0x0016) or ECDSA",
+    ),
+    ("quote_64mib", "quote", "larger than 65536 bytes"),
+    ("quote_ak_is_a_certificate", "quote", "not a `PUBLIC KEY`"),
 ];
 
 fn expected(case: &str) -> &'static str {
@@ -861,6 +879,171 @@ fn snp_vcpus_out_of_range() {
         assert_eq!(code, Some(2), "--vcpus {n} is a usage error:\n{out}");
         assert!(out.contains(expected("snp_vcpus_out_of_range")), "{out}");
     }
+}
+
+/// A signed fake manifest (keygen + sign, no build) and a valid AK, for the quote cases:
+/// (manifest, public key, AK PEM).
+fn signed_fake_manifest(s: &Scratch) -> (String, String, String) {
+    let m = s.path("manifest.json");
+    std::fs::write(
+        &m,
+        r#"{"schema":"nodeimg.manifest/v1","artifacts":{},"pcrs":{"sha256":{"4":"00"}}}"#,
+    )
+    .unwrap();
+    let key = s.path("k");
+    assert_ok(
+        &run_nodeimg(&["keygen", "-o", key.to_str().unwrap()]),
+        "keygen",
+    );
+    assert_ok(
+        &run_nodeimg(&["sign", m.to_str().unwrap(), "--key", key.to_str().unwrap()]),
+        "sign",
+    );
+    // An AK: any SPKI PEM of a supported key (a P-256 key from keygen).
+    let ak = s.path("ak");
+    assert_ok(
+        &run_nodeimg(&[
+            "keygen",
+            "-o",
+            ak.to_str().unwrap(),
+            "--algorithm",
+            "ecdsa-p256",
+        ]),
+        "keygen ak",
+    );
+    (
+        m.to_str().unwrap().into(),
+        format!("{}.pub", key.display()),
+        format!("{}.pub", ak.display()),
+    )
+}
+
+/// `verify --quote MSG --quote-signature SIG` of the fake manifest; (exit code, output).
+fn verify_quote_bytes(
+    case: &str,
+    msg: &[u8],
+    sig: &[u8],
+    ak: Option<&[u8]>,
+) -> (Option<i32>, String) {
+    let s = Scratch::new();
+    let (m, key, ak_pem) = signed_fake_manifest(&s);
+    let (mp, sp) = (
+        s.path(&format!("{case}.msg")),
+        s.path(&format!("{case}.sig")),
+    );
+    std::fs::write(&mp, msg).unwrap();
+    std::fs::write(&sp, sig).unwrap();
+    let ak_path = match ak {
+        Some(bytes) => {
+            let p = s.path("ak-given.pem");
+            std::fs::write(&p, bytes).unwrap();
+            p.to_str().unwrap().to_string()
+        }
+        None => ak_pem,
+    };
+    run_bounded(
+        &s,
+        &[
+            "verify",
+            &m,
+            "--key",
+            &key,
+            "--quote",
+            mp.to_str().unwrap(),
+            "--quote-signature",
+            sp.to_str().unwrap(),
+            "--ak",
+            &ak_path,
+            "--nonce",
+            "00",
+        ],
+    )
+}
+
+/// A TPMS_ATTEST header (magic, quote type, empty name, 1-byte nonce, clock info, firmware).
+fn quote_head() -> Vec<u8> {
+    let mut v = vec![0xff, 0x54, 0x43, 0x47, 0x80, 0x18, 0, 0, 0, 1, 0];
+    v.extend([0u8; 17 + 8]);
+    v
+}
+
+const ECDSA_SIG: &[u8] = &[0x00, 0x18, 0x00, 0x0b, 0x00, 0x01, 0x01, 0x00, 0x01, 0x01];
+
+#[test]
+fn quote_absurd_selection() {
+    let mut msg = quote_head();
+    msg.extend(u32::MAX.to_be_bytes());
+    let (code, out) = verify_quote_bytes("count", &msg, ECDSA_SIG, None);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains(expected("quote_absurd_selection")), "{out}");
+}
+
+#[test]
+fn quote_select_bits() {
+    let mut msg = quote_head();
+    msg.extend(1u32.to_be_bytes());
+    msg.extend([0x00, 0x0b, 0xff]);
+    msg.extend([0xff; 255]);
+    let (code, out) = verify_quote_bytes("select", &msg, ECDSA_SIG, None);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains(expected("quote_select_bits")), "{out}");
+}
+
+#[test]
+fn quote_truncated() {
+    let msg = quote_head();
+    let (code, out) = verify_quote_bytes("truncated", &msg[..msg.len() - 3], ECDSA_SIG, None);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains(expected("quote_truncated")), "{out}");
+}
+
+#[test]
+fn quote_hmac_signature() {
+    let mut msg = quote_head();
+    msg.extend(0u32.to_be_bytes());
+    msg.extend([0, 0]);
+    let hmac = [0x00, 0x05, 0x00, 0x0b, 0x00, 0x00];
+    let (code, out) = verify_quote_bytes("hmac", &msg, &hmac, None);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains(expected("quote_hmac_signature")), "{out}");
+}
+
+#[test]
+fn quote_64mib() {
+    let s = Scratch::new();
+    let (m, key, ak) = signed_fake_manifest(&s);
+    let big = s.path("big.msg");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let (code, out) = run_bounded(
+        &s,
+        &[
+            "verify",
+            &m,
+            "--key",
+            &key,
+            "--quote",
+            big.to_str().unwrap(),
+            "--quote-signature",
+            big.to_str().unwrap(),
+            "--ak",
+            &ak,
+            "--nonce",
+            "00",
+        ],
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains(expected("quote_64mib")), "{out}");
+}
+
+#[test]
+fn quote_ak_is_a_certificate() {
+    let cert = b"-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n";
+    let (code, out) = verify_quote_bytes("cert", &quote_head(), ECDSA_SIG, Some(cert));
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains(expected("quote_ak_is_a_certificate")), "{out}");
 }
 
 #[test]

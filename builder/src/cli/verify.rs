@@ -55,9 +55,23 @@ pub struct Args {
     /// The attestation key's public key, SPKI PEM (`tpm2_readpublic -f pem`).
     #[arg(long, value_name = "AK.pem", requires = "quote")]
     pub ak: Option<PathBuf>,
-    /// The nonce the verifier sent (hex): the quote's qualifying data must equal it.
-    #[arg(long, value_name = "HEX", requires = "quote")]
+    /// The nonce the verifier sent (hex): the quote's qualifying data, and the SNP report's
+    /// REPORT_DATA (zero-padded to 64 bytes), must equal it.
+    #[arg(long, value_name = "HEX")]
     pub nonce: Option<String>,
+    /// An SEV-SNP attestation report (raw, 1184 bytes) to check against the signed manifest's
+    /// launch digests. Needs --vcek and --nonce.
+    #[arg(long, value_name = "REPORT", requires_all = ["vcek", "nonce"])]
+    pub snp_report: Option<PathBuf>,
+    /// The VCEK certificate (DER, from AMD's KDS) that signed the report.
+    #[arg(long, value_name = "VCEK.der", requires = "snp_report")]
+    pub vcek: Option<PathBuf>,
+    /// AMD's ARK (PEM) [default: the built-in Milan, Genoa and Turin roots].
+    #[arg(long, value_name = "ARK.pem", requires_all = ["ask", "snp_report"])]
+    pub ark: Option<PathBuf>,
+    /// AMD's ASK (PEM) for the product, with --ark.
+    #[arg(long, value_name = "ASK.pem", requires_all = ["ark", "snp_report"])]
+    pub ask: Option<PathBuf>,
     /// Also accept a bundle with a plain message signature over manifest.json (cosign
     /// sign-blob) instead of the nodeimg in-toto statement. Off by default: such a signature
     /// does not say what it signs, so any JSON the same key signed for another purpose would
@@ -77,6 +91,19 @@ pub fn run(a: Args, g: Globals) -> anyhow::Result<ExitCode> {
         bundle.display(),
         a.manifest.display()
     );
+    let nonce = a
+        .nonce
+        .as_deref()
+        .map(|n| {
+            hex::decode(n.trim()).map_err(|e| {
+                anyhow::anyhow!("--nonce {n:?} is not hex ({e}); give the bytes the verifier sent")
+            })
+        })
+        .transpose()?;
+    anyhow::ensure!(
+        nonce.is_none() || a.quote.is_some() || a.snp_report.is_some(),
+        "--nonce is only used with --quote or --snp-report"
+    );
     let report = verify::verify(&verify::Request {
         manifest: a.manifest.clone(),
         bundle,
@@ -85,16 +112,21 @@ pub fn run(a: Args, g: Globals) -> anyhow::Result<ExitCode> {
         trusted_root: a.sigstore.trusted_root.clone(),
         staging: a.sigstore.staging,
         require_tlog: a.require_tlog,
-        quote: match (&a.quote, &a.quote_signature, &a.ak, &a.nonce) {
+        quote: match (&a.quote, &a.quote_signature, &a.ak, &nonce) {
             (Some(m), Some(sig), Some(ak), Some(n)) => Some(verify::QuoteFiles {
                 message: m.clone(),
                 signature: sig.clone(),
                 ak: ak.clone(),
-                nonce: hex::decode(n.trim()).map_err(|e| {
-                    anyhow::anyhow!(
-                        "--nonce {n:?} is not hex ({e}); give the bytes sent as qualifying data"
-                    )
-                })?,
+                nonce: n.clone(),
+            }),
+            _ => None,
+        },
+        snp: match (&a.snp_report, &a.vcek, &nonce) {
+            (Some(r), Some(v), Some(n)) => Some(verify::SnpFiles {
+                report: r.clone(),
+                vcek: v.clone(),
+                ark_ask: a.ark.clone().zip(a.ask.clone()),
+                nonce: n.clone(),
             }),
             _ => None,
         },

@@ -37,6 +37,8 @@ pub struct Request {
     pub require_tlog: bool,
     /// A TPM quote to check against the signed manifest.
     pub quote: Option<QuoteFiles>,
+    /// An SEV-SNP attestation report to check against the signed manifest.
+    pub snp: Option<SnpFiles>,
     /// What besides the nodeimg in-toto statement is accepted.
     pub policy: measurements::signing::verify::Policy,
 }
@@ -48,6 +50,16 @@ pub struct QuoteFiles {
     pub message: PathBuf,
     pub signature: PathBuf,
     pub ak: PathBuf,
+    pub nonce: Vec<u8>,
+}
+
+/// An SEV-SNP attestation report, its VCEK (DER), optionally the ARK and ASK (PEM), and the
+/// nonce the verifier asked to be put in REPORT_DATA.
+#[derive(Debug, Clone)]
+pub struct SnpFiles {
+    pub report: PathBuf,
+    pub vcek: PathBuf,
+    pub ark_ask: Option<(PathBuf, PathBuf)>,
     pub nonce: Vec<u8>,
 }
 
@@ -396,6 +408,9 @@ fn optional_checks(c: &mut Checks, req: &Request, doc: &ManifestDoc) -> Result<(
     if let Some(q) = &req.quote {
         quote_checks(c, q, req.event_log.as_deref(), doc)?;
     }
+    if let Some(r) = &req.snp {
+        snp_checks(c, r, doc)?;
+    }
     if let Some(log) = &req.event_log {
         let bytes = crate::infile::read_capped(log, crate::infile::EVENT_LOG_MAX, "event log")?;
         c.record(
@@ -437,8 +452,8 @@ fn quote_checks(
     let log = log
         .map(|l| read_capped(l, crate::infile::EVENT_LOG_MAX, "event log"))
         .transpose()?;
-    let manifest: measurements::manifest::Manifest = serde_json::from_value(doc.value.clone())
-        .context("the signed manifest does not have the nodeimg.manifest/v1 shape")?;
+    let manifest: measurements::attest::ReferenceValues = serde_json::from_value(doc.value.clone())
+        .context("the signed manifest's pcrs or events are malformed")?;
     let evidence = measurements::attest::TpmEvidence {
         attest: &message,
         signature: &signature,
@@ -446,7 +461,44 @@ fn quote_checks(
         nonce: &q.nonce,
         event_log: log.as_deref(),
     };
-    for r in measurements::attest::verify_tpm_quote(&evidence, &manifest) {
+    push_all(
+        c,
+        measurements::attest::verify_tpm_quote(&evidence, &manifest),
+    );
+    Ok(())
+}
+
+/// The SEV-SNP report checks of `measurements::attest`, one report line each.
+fn snp_checks(c: &mut Checks, r: &SnpFiles, doc: &ManifestDoc) -> Result<()> {
+    use crate::infile::read_capped;
+    let report = read_capped(&r.report, QUOTE_MAX, "SEV-SNP attestation report")?;
+    let vcek = read_capped(&r.vcek, crate::infile::KEY_MAX, "VCEK certificate")?;
+    let ca = match &r.ark_ask {
+        Some((ark, ask)) => Some((
+            read_capped(ark, crate::infile::KEY_MAX, "ARK certificate")?,
+            read_capped(ask, crate::infile::KEY_MAX, "ASK certificate")?,
+        )),
+        None => None,
+    };
+    let reference: measurements::attest::SnpReference =
+        serde_json::from_value(doc.value.clone())
+            .context("the signed manifest's snp entries are malformed")?;
+    let evidence = measurements::attest::SnpEvidence {
+        report: &report,
+        vcek_der: &vcek,
+        ca_pem: ca.as_ref().map(|(a, b)| (a.as_slice(), b.as_slice())),
+        nonce: &r.nonce,
+    };
+    push_all(
+        c,
+        measurements::attest::verify_snp_report(&evidence, &reference),
+    );
+    Ok(())
+}
+
+/// The library's checks as report lines.
+fn push_all(c: &mut Checks, checks: Vec<measurements::attest::Check>) {
+    for r in checks {
         c.0.push(Check {
             check: r.check,
             status: match r.status {
@@ -457,7 +509,6 @@ fn quote_checks(
             detail: r.detail,
         });
     }
-    Ok(())
 }
 
 /// A quote message or signature is a few hundred bytes.

@@ -40,6 +40,7 @@ impl Fixture {
             staging: false,
             require_tlog: false,
             quote: None,
+            snp: None,
             image: Some(self.path("disk.raw")),
             event_log: None,
             pcrs: None,

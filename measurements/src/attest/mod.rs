@@ -10,14 +10,37 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::eventlog::{first_divergence, EventLog};
 use crate::manifest::{Event as ManifestEvent, Manifest};
+
+/// What a quote is compared with: the manifest's `pcrs` and `events` (other fields of the
+/// JSON are ignored, so any `nodeimg.manifest/v1` document deserializes into it).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ReferenceValues {
+    /// Bank → PCR index (decimal string) → hex.
+    #[serde(default)]
+    pub pcrs: Option<BTreeMap<String, BTreeMap<String, String>>>,
+    /// The expected events, in order.
+    #[serde(default)]
+    pub events: Option<Vec<ManifestEvent>>,
+}
+
+impl From<&Manifest> for ReferenceValues {
+    fn from(m: &Manifest) -> Self {
+        ReferenceValues {
+            pcrs: m.pcrs.clone(),
+            events: m.events.clone(),
+        }
+    }
+}
 use crate::pcr::{Bank, Digest};
 
+pub mod snp;
 pub mod tpm;
 
+pub use snp::{verify_snp_report, SnpEvidence, SnpReference};
 pub use tpm::{AkKey, Quote, QuoteError, QuoteSignature, Selection};
 
 /// Outcome of one check.
@@ -114,7 +137,7 @@ const QUOTE_CHECKS: [&str; 6] = [
 ///   equal the digest of the manifest's values (then only pinned PCRs may be quoted); with a
 ///   log, the replayed pinned PCRs must equal the manifest's, and the first event that departs
 ///   from the manifest's `events` is named.
-pub fn verify_tpm_quote(e: &TpmEvidence<'_>, manifest: &Manifest) -> Vec<Check> {
+pub fn verify_tpm_quote(e: &TpmEvidence<'_>, manifest: &ReferenceValues) -> Vec<Check> {
     let mut c = Checks::default();
     let quote = c.result(
         "quote",
@@ -226,7 +249,7 @@ fn hex_or_empty(b: &[u8]) -> String {
 }
 
 /// Bank → PCR → value the manifest pins (banks and values nodeimg cannot read are dropped).
-fn pinned_pcrs(manifest: &Manifest) -> BTreeMap<Bank, BTreeMap<u32, Digest>> {
+fn pinned_pcrs(manifest: &ReferenceValues) -> BTreeMap<Bank, BTreeMap<u32, Digest>> {
     let mut out: BTreeMap<Bank, BTreeMap<u32, Digest>> = BTreeMap::new();
     for (bank, values) in manifest.pcrs.iter().flatten() {
         let Some(bank) = Bank::from_name(bank) else {
@@ -380,7 +403,7 @@ fn pcrs_from_log(
     values: &BTreeMap<(Bank, u32), Digest>,
     pinned: &BTreeMap<Bank, BTreeMap<u32, Digest>>,
     banks: &[Bank],
-    manifest: &Manifest,
+    manifest: &ReferenceValues,
 ) -> Result<((), String), String> {
     let expected = ManifestEvent::to_pcr_events(manifest.events.as_deref().unwrap_or(&[]));
     let mut n = 0;
@@ -406,3 +429,6 @@ fn pcrs_from_log(
         format!("all {n} pinned PCR values equal the manifest's"),
     ))
 }
+
+#[cfg(test)]
+mod tests;

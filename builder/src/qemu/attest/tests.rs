@@ -1,4 +1,5 @@
 use super::*;
+use measurements::pcr::EventType;
 
 const LOG: &[u8] = include_bytes!("../../../../fixtures/eventlog/ovmf-stub257.bin");
 const PCRS: &str = include_str!("../../../../fixtures/eventlog/ovmf-stub257.pcrs.json");
