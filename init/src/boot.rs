@@ -11,6 +11,7 @@ use crate::console;
 use crate::discover::{self, Layout};
 use crate::error::{Context, Error};
 use crate::pcr;
+use crate::quote;
 use crate::rootfs;
 use crate::sys;
 
@@ -25,6 +26,7 @@ pub fn run(init_args: &[OsString]) -> Error {
                 pcr::TPM_SYSFS,
             ))));
             report_event_log();
+            report_quote();
             console::info(&format!(
                 "root verified, switching to {}",
                 config.init.display()
@@ -47,6 +49,27 @@ fn report_event_log() {
             console::print_line(&pcr::eventlog_none_line(&why));
         }
     }
+}
+
+/// Answers a quote request disk (`nodeimg boot --quote`), if one is attached.
+fn report_quote() {
+    let Some(request) = quote::find_request(Path::new("/sys/class/block"), Path::new("/dev"))
+    else {
+        return;
+    };
+    let line = match request {
+        Ok(nonce) => {
+            let rm = Path::new("/dev/tpmrm0");
+            let tpm = if rm.exists() {
+                rm
+            } else {
+                Path::new("/dev/tpm0")
+            };
+            quote::line(tpm, &nonce)
+        }
+        Err(why) => format!("{}{why}", quote::ERROR_LINE),
+    };
+    console::print_line(&line);
 }
 
 /// Everything up to a mounted, verified `/sysroot`.

@@ -27,6 +27,7 @@ pub mod gpt;
 pub mod guid;
 pub mod hex;
 pub mod pcr;
+pub mod quote;
 pub mod rootfs;
 pub mod sys;
 pub mod verity;

@@ -95,6 +95,23 @@ impl Tpm {
         self.dir.path().join(n)
     }
 
+    /// One raw TPM command over swtpm's TCP data channel; the response.
+    fn raw(&self, cmd: &[u8]) -> Vec<u8> {
+        use std::io::{Read, Write};
+        let port: u16 = self.tcti.rsplit('=').next().unwrap().parse().unwrap();
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.write_all(cmd).unwrap();
+        let mut head = [0u8; 10];
+        s.read_exact(&mut head).unwrap();
+        let size = u32::from_be_bytes([head[2], head[3], head[4], head[5]]) as usize;
+        let mut rest = vec![0u8; size - 10];
+        s.read_exact(&mut rest).unwrap();
+        let mut resp = head.to_vec();
+        resp.extend(rest);
+        resp
+    }
+
     /// A tpm2-tools command; transient objects and sessions are flushed afterwards (there is
     /// no resource manager between the tools and swtpm).
     fn tool(&self, args: &[&str]) -> Output {
@@ -325,6 +342,56 @@ fn tpm2_tools_quotes_of_the_expected_events_verify_and_deviations_are_named() {
             "{checks:#?}"
         );
     }
+    // nodeimg-init's own quote (the commands it sends to /dev/tpm0 at boot), against the same
+    // TPM: both banks of the pinned PCRs, verified like a tpm2-tools quote.
+    let (handle, spki) = nodeimg_init::quote::parse_create_primary(
+        &tpm.raw(&nodeimg_init::quote::create_primary_command()),
+    )
+    .unwrap();
+    let nonce_bytes = hex::decode(nonce).unwrap();
+    let (attest, signature) = nodeimg_init::quote::parse_quote(
+        &tpm.raw(&nodeimg_init::quote::quote_command(handle, &nonce_bytes)),
+    )
+    .unwrap();
+    let init_dir = tpm.path("init");
+    std::fs::create_dir(&init_dir).unwrap();
+    let (im, is, ia) = (
+        init_dir.join("q.msg"),
+        init_dir.join("q.sig"),
+        init_dir.join("ak.pem"),
+    );
+    std::fs::write(&im, &attest).unwrap();
+    std::fs::write(&is, &signature).unwrap();
+    let b64 = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(&spki)
+    };
+    let lines: Vec<&str> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    let pem = format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        lines.join("\n")
+    );
+    std::fs::write(&ia, pem).unwrap();
+    let (ok, checks) = verify_quote(
+        &manifest_path,
+        &key,
+        im.to_str().unwrap(),
+        is.to_str().unwrap(),
+        ia.to_str().unwrap(),
+        nonce,
+    );
+    assert!(ok, "nodeimg-init's quote: {checks:#?}");
+    assert!(
+        status(&checks, "quote-selection")
+            .1
+            .contains("sha256, sha384"),
+        "{checks:#?}"
+    );
+
     let (ak_ctx, ak_pem) = tpm.ak("main", "ecc", "ecdsa");
     let (msg, sig) = tpm.quote(&ak_ctx, &sel, nonce, "main");
 
