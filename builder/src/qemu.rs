@@ -11,6 +11,7 @@ pub mod attest;
 mod console;
 pub mod eventlog;
 mod pcrs;
+pub mod quote;
 mod supervise;
 mod tpm;
 
@@ -102,6 +103,8 @@ pub struct BootSpec {
     pub console_log: Option<PathBuf>,
     /// Where the temporary directory (VARS copy, TPM state) goes; default the system's.
     pub work_dir: Option<PathBuf>,
+    /// A second, read-only raw disk (the quote request of `nodeimg boot --quote`).
+    pub extra_disk: Option<PathBuf>,
 }
 
 impl BootSpec {
@@ -120,6 +123,7 @@ impl BootSpec {
             cpus: 2,
             console_log: None,
             work_dir: None,
+            extra_disk: None,
         }
     }
 }
@@ -212,6 +216,7 @@ pub fn boot_streaming(
         disk: Some(&spec.disk),
         tpm_socket: swtpm.as_ref().map(|t| t.socket()),
         smm: spec.secure_boot,
+        extra_disk: spec.extra_disk.as_deref(),
     };
     tracing::info!(disk = %spec.disk.display(), accel = accel.as_str(), tpm = spec.tpm, "booting");
     let start = Instant::now();
@@ -344,6 +349,7 @@ fn probe_kvm(spec: &BootSpec, qemu: &Path) -> Result<bool> {
         disk: None,
         tpm_socket: None,
         smm: spec.secure_boot,
+        extra_disk: None,
     };
     let mut child = spawn_qemu(qemu, &machine)?;
     let watch = Watch {
@@ -374,6 +380,8 @@ struct Machine<'a> {
     tpm_socket: Option<&'a Path>,
     /// q35 with SMM and a secure pflash (the Secure Boot OVMF build).
     smm: bool,
+    /// A read-only raw disk after the boot disk (the quote request).
+    extra_disk: Option<&'a Path>,
 }
 
 fn spawn_qemu(qemu: &Path, m: &Machine) -> Result<ChildGuard> {
@@ -422,6 +430,14 @@ fn qemu_args(m: &Machine) -> Vec<OsString> {
         ));
         a.extend(["-device", "virtio-blk-pci,drive=d0"].map(OsString::from));
     }
+    if let Some(extra) = m.extra_disk {
+        a.push("-drive".into());
+        a.push(opt_with_path(
+            "if=none,id=d1,format=raw,readonly=on,file=",
+            extra,
+        ));
+        a.extend(["-device", "virtio-blk-pci,drive=d1"].map(OsString::from));
+    }
     if let Some(sock) = m.tpm_socket {
         a.push("-chardev".into());
         a.push(opt_with_path("socket,id=chrtpm,path=", sock));
@@ -457,6 +473,7 @@ mod tests {
             disk,
             tpm_socket: tpm,
             smm: false,
+            extra_disk: None,
         }
     }
 

@@ -667,3 +667,22 @@ fn a_real_milan_report_verifies_against_amds_chain_and_the_manifest() {
         "{checks:#?}"
     );
 }
+
+#[test]
+fn host_and_init_agree_on_the_quote_protocol() {
+    use builder::qemu::quote as host;
+    use nodeimg_init::quote as init;
+    assert_eq!(host::REQUEST_MAGIC, init::REQUEST_MAGIC);
+    assert_eq!(host::LINE, init::LINE);
+    assert_eq!(host::ERROR_LINE, init::ERROR_LINE);
+    assert_eq!(host::NONCE_MAX, init::NONCE_MAX);
+    // A request disk the host writes is one the init reads.
+    let d = tempfile::tempdir().unwrap();
+    let disk = host::request_disk(d.path(), b"nonce").unwrap();
+    let bytes = std::fs::read(disk).unwrap();
+    assert_eq!(
+        init::parse_request(&bytes[..512]),
+        Some(Ok(b"nonce".to_vec()))
+    );
+    assert!(host::request_disk(d.path(), &[0; 65]).is_err());
+}

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 use serde_json::json;
 
 use super::Globals;
@@ -74,18 +74,38 @@ pub struct Args {
     /// Write the firmware event log the guest sent (binary_bios_measurements) to FILE.
     #[arg(long, value_name = "FILE", requires = "tpm")]
     pub save_event_log: Option<PathBuf>,
+    /// Ask the booted image for a TPM quote with this nonce (hex, 1–64 bytes): nodeimg-init
+    /// creates an attestation key in the guest's TPM and quotes the pinned PCRs of both banks.
+    /// The nonce reaches the guest on a small read-only disk that nothing measures.
+    #[arg(long, value_name = "NONCE", requires_all = ["tpm", "evidence"])]
+    pub quote: Option<String>,
+    /// Where the quote goes: quote.msg, quote.sig (tpm2_quote's formats), ak.pem, nonce and
+    /// eventlog.bin — the inputs of `nodeimg verify --quote`.
+    #[arg(long, value_name = "DIR", requires = "quote")]
+    pub evidence: Option<PathBuf>,
 }
 
 /// Boots, prints the summary (or JSON), and fails with the console tail when the check fails.
 pub fn run(args: Args, g: Globals) -> Result<ExitCode> {
     let expected = args.manifest.as_deref().map(Expected::load).transpose()?;
-    let wants_log = expected.is_some() || args.save_event_log.is_some();
+    let nonce = args
+        .quote
+        .as_deref()
+        .map(|n| hex::decode(n.trim()).map_err(|e| anyhow!("--quote {n:?} is not hex: {e}")))
+        .transpose()?;
+    let request_dir = tempfile::tempdir().context("a directory for the quote request")?;
+    let request = nonce
+        .as_deref()
+        .map(|n| qemu::quote::request_disk(request_dir.path(), n))
+        .transpose()?;
+    let wants_log = expected.is_some() || args.save_event_log.is_some() || nonce.is_some();
     let mut fail_on = args.fail_on.clone();
     if args.secure_boot.is_some() {
         fail_on.push(SECURE_BOOT_REFUSED.to_string());
     }
     let mut check = ConsoleCheck::new(args.expect.clone(), &fail_on);
     check.wait_for_event_log = wants_log;
+    check.wait_for_quote = nonce.is_some();
     let (ovmf_code, ovmf_vars) = firmware(&args)?;
     let spec = BootSpec {
         timeout: Duration::from_secs(args.timeout),
@@ -95,6 +115,7 @@ pub fn run(args: Args, g: Globals) -> Result<ExitCode> {
         ovmf_vars,
         secure_boot: args.secure_boot.is_some(),
         console_log: args.console_log.clone(),
+        extra_disk: request,
         ..BootSpec::new(&args.disk)
     };
     let echo = !g.json && std::io::stderr().is_terminal();
@@ -108,6 +129,16 @@ pub fn run(args: Args, g: Globals) -> Result<ExitCode> {
     let log = report.event_log(&result, wants_log);
     if let Some(path) = &args.save_event_log {
         save_event_log(path, log.as_ref(), &mut report.problems);
+    }
+    if let (Some(n), Some(dir)) = (&nonce, &args.evidence) {
+        save_quote(
+            &result,
+            n,
+            dir,
+            log.as_ref(),
+            args.manifest.as_deref(),
+            &mut report,
+        )?;
     }
     if let Some(e) = &expected {
         let a = attest::attest(e, report.pcrs.as_ref(), log.as_ref());
@@ -169,6 +200,59 @@ fn firmware(args: &Args) -> Result<(PathBuf, PathBuf)> {
     ))
 }
 
+/// Writes the guest's quote as evidence files; with a manifest, checks it too (each failed
+/// check is a problem). A missing or failed quote is a problem.
+fn save_quote(
+    result: &qemu::BootResult,
+    nonce: &[u8],
+    dir: &std::path::Path,
+    log: Option<&GuestEventLog>,
+    manifest: Option<&std::path::Path>,
+    report: &mut Report,
+) -> Result<()> {
+    let quote = match qemu::quote::GuestQuote::from_console(&result.log) {
+        None => {
+            report.problems.push(
+                "the guest printed no NODEIMG-QUOTE line (no TPM, an older nodeimg-init, or the \
+                 boot stopped before the initrd)"
+                    .to_string(),
+            );
+            return Ok(());
+        }
+        Some(Err(why)) => {
+            report.problems.push(why);
+            return Ok(());
+        }
+        Some(Ok(q)) => q,
+    };
+    let log_bytes = match log {
+        Some(GuestEventLog::Log(b)) => Some(b.as_slice()),
+        _ => None,
+    };
+    let written = quote.write_evidence(dir, nonce, log_bytes)?;
+    report.evidence = written;
+    if let Some(m) = manifest {
+        let text = crate::infile::read_capped(m, crate::infile::MANIFEST_MAX, "manifest")?;
+        let reference: measurements::attest::ReferenceValues = serde_json::from_slice(&text)
+            .with_context(|| format!("{}: pcrs or events", m.display()))?;
+        let evidence = measurements::attest::TpmEvidence {
+            attest: &quote.attest,
+            signature: &quote.signature,
+            ak_spki_der: &quote.ak_spki_der,
+            nonce,
+            event_log: log_bytes,
+        };
+        for c in measurements::attest::verify_tpm_quote(&evidence, &reference) {
+            if c.status == measurements::attest::Status::Failed {
+                report
+                    .problems
+                    .push(format!("quote: {}: {}", c.check, c.detail));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Writes the guest's event log to `path`; a missing log is a problem.
 fn save_event_log(path: &std::path::Path, log: Option<&GuestEventLog>, problems: &mut Vec<String>) {
     match log {
@@ -194,6 +278,9 @@ struct ConsoleCheck {
     /// Keep going until the event-log transfer ended (for --manifest / --save-event-log).
     wait_for_event_log: bool,
     event_log_done: bool,
+    /// Keep going until the guest answered the quote request (--quote).
+    wait_for_quote: bool,
+    quote_done: bool,
 }
 
 impl ConsoleCheck {
@@ -213,6 +300,8 @@ impl ConsoleCheck {
             failed: Vec::new(),
             wait_for_event_log: false,
             event_log_done: false,
+            wait_for_quote: false,
+            quote_done: false,
         }
     }
 
@@ -222,6 +311,7 @@ impl ConsoleCheck {
             *seen |= line.contains(text.as_str());
         }
         self.event_log_done |= eventlog::is_final_line(line);
+        self.quote_done |= qemu::quote::is_final_line(line);
         for text in &self.fail_on {
             if line.contains(text.as_str()) && !self.failed.contains(text) {
                 self.failed.push(text.clone());
@@ -233,8 +323,14 @@ impl ConsoleCheck {
         if self.wait_for_event_log && !self.event_log_done {
             return ControlFlow::Continue(());
         }
+        if self.wait_for_quote && !self.quote_done {
+            return ControlFlow::Continue(());
+        }
         if !self.expect.is_empty() && self.seen.iter().all(|&s| s) {
             return ControlFlow::Break("console showed every expected text".to_string());
+        }
+        if self.wait_for_quote && self.expect.is_empty() {
+            return ControlFlow::Break("console showed the quote".to_string());
         }
         if self.wait_for_event_log && self.expect.is_empty() {
             return ControlFlow::Break("console showed the end of the event log".to_string());
@@ -267,6 +363,8 @@ struct Report<'a> {
     pcrs: Option<ObservedPcrs>,
     problems: Vec<String>,
     attestation: Option<Attestation>,
+    /// Files `--evidence` wrote.
+    evidence: Vec<PathBuf>,
 }
 
 impl<'a> Report<'a> {
@@ -309,6 +407,7 @@ impl<'a> Report<'a> {
             pcrs,
             problems,
             attestation: None,
+            evidence: Vec::new(),
         }
     }
 
@@ -335,6 +434,7 @@ impl<'a> Report<'a> {
             "problems": self.problems,
             "pcrs": self.pcrs,
             "attestation": self.attestation,
+            "evidence": self.evidence,
             "accel": result.accel,
             "duration_s": (result.duration.as_secs_f64() * 10.0).round() / 10.0,
         })
@@ -365,6 +465,14 @@ impl<'a> Report<'a> {
                 let list: Vec<String> = values.keys().map(u32::to_string).collect();
                 println!("  pcrs {bank}: {}", list.join(" "));
             }
+        }
+        if !self.evidence.is_empty() {
+            let names: Vec<String> = self
+                .evidence
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect();
+            println!("  quote evidence: {}", names.join(" "));
         }
         if let Some(a) = &self.attestation {
             println!("  PCRs against the manifest:");
