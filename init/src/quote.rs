@@ -187,8 +187,11 @@ pub fn parse_quote(resp: &[u8]) -> Result<(Vec<u8>, Vec<u8>), String> {
     Ok((attest, start[..len].to_vec()))
 }
 
-/// Creates the AK, quotes, flushes the AK: (TPMS_ATTEST, TPMT_SIGNATURE, AK SPKI DER).
-pub fn quote(tpm: &Path, nonce: &[u8]) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>), String> {
+/// What a quote gives: (TPMS_ATTEST, TPMT_SIGNATURE, AK SPKI DER).
+pub type Evidence = (Vec<u8>, Vec<u8>, Vec<u8>);
+
+/// Creates the AK, quotes, flushes the AK.
+pub fn quote(tpm: &Path, nonce: &[u8]) -> Result<Evidence, String> {
     let mut dev = OpenOptions::new()
         .read(true)
         .write(true)
