@@ -9,6 +9,7 @@ pub mod diff;
 pub mod disk;
 pub mod erofs;
 pub mod esp;
+pub mod formats;
 pub mod infile;
 pub mod initbin;
 pub mod initrd;

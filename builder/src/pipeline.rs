@@ -268,7 +268,27 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
     let disk_artifact = disk_hash
         .join()
         .map_err(|_| anyhow::anyhow!("the disk.raw hashing thread panicked"))??;
+    let raw_sha: [u8; 32] = hex::decode(&disk_artifact.sha256)
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .context("the disk.raw digest")?;
     m.artifacts.insert("disk.raw".to_string(), disk_artifact);
+    for name in &cfg.formats {
+        let format = crate::formats::Format::from_name(name)
+            .with_context(|| format!("{}: output.formats: `{name}`", cfg.file.display()))?;
+        let (sha256, size) = progress.stage(format.name(), || {
+            format.write(
+                &staging.path("disk.raw"),
+                &raw_sha,
+                epoch,
+                &staging.path(format.file_name()),
+            )
+        })?;
+        m.artifacts.insert(
+            format.file_name().to_string(),
+            manifest::Artifact { sha256, size },
+        );
+    }
 
     let manifest_sha = staging.write_json("manifest.json", &m)?;
     let bundle_sha = match &signer {
@@ -284,6 +304,11 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
         ("uki.efi", sha("uki.efi")),
         ("manifest.json", &manifest_sha),
     ];
+    for f in crate::formats::ALL {
+        if m.artifacts.contains_key(f.file_name()) {
+            files.push((f.file_name(), sha(f.file_name())));
+        }
+    }
     if let Some(b) = &bundle_sha {
         files.push((crate::signing::BUNDLE_FILE, b));
     }

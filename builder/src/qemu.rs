@@ -44,6 +44,16 @@ pub const QEMU: &str = "qemu-system-x86_64";
 const KVM_FAULT: &str = "KVM internal error";
 /// QEMU stderr texts after which the guest can make no progress.
 const FATAL_STDERR: &[&str] = &[KVM_FAULT];
+/// Whether `disk` starts with the qcow2 magic.
+fn is_qcow2(disk: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(disk)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && magic == *b"QFI\xfb"
+}
+
 /// QEMU stderr lines quoted when QEMU exits with an error.
 const STDERR_QUOTED: usize = 5;
 /// How long the KVM probe may take to reach OVMF's boot manager.
@@ -424,10 +434,13 @@ fn qemu_args(m: &Machine) -> Vec<OsString> {
     a.push(opt_with_path("if=pflash,format=raw,unit=1,file=", m.vars));
     if let Some(disk) = m.disk {
         a.push("-drive".into());
-        a.push(opt_with_path(
-            "if=none,id=d0,format=raw,snapshot=on,file=",
-            disk,
-        ));
+        // disk.qcow2 boots as qcow2 (by its magic); everything else as raw (never probed).
+        let prefix = if is_qcow2(disk) {
+            "if=none,id=d0,format=qcow2,snapshot=on,file="
+        } else {
+            "if=none,id=d0,format=raw,snapshot=on,file="
+        };
+        a.push(opt_with_path(prefix, disk));
         a.extend(["-device", "virtio-blk-pci,drive=d0"].map(OsString::from));
     }
     if let Some(extra) = m.extra_disk {

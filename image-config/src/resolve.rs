@@ -32,6 +32,8 @@ pub struct ImageConfig {
     pub signing_key: Option<PathBuf>,
     /// `[signing]` through Sigstore services (keyless or tlog upload), when asked for.
     pub sigstore: Option<SigstoreSigning>,
+    /// `[output] formats` besides `raw` (which is always written), sorted, unique.
+    pub formats: Vec<String>,
     /// `[secure-boot]`: the UKI is signed and PCR 7 predicted with these keys enrolled.
     pub secure_boot: Option<SecureBootConfig>,
 }
@@ -222,6 +224,7 @@ pub(crate) fn resolve(
         None => None,
     };
     let sigstore = resolve_sigstore(&raw, file, base)?;
+    let formats = resolve_formats(&raw, file)?;
     let secure_boot = resolve_secure_boot(&raw, file, base)?;
     Ok(ImageConfig {
         file: file.to_path_buf(),
@@ -238,6 +241,7 @@ pub(crate) fn resolve(
         measurements,
         signing_key,
         sigstore,
+        formats,
         secure_boot,
     })
 }
@@ -375,6 +379,43 @@ fn oci_source(file: &Path, base: &Path, value: &str) -> Result<RootfsSource, Con
         format!("{}: no such directory", base.join(shown).display()),
     )
     .hint("paths are relative to the directory of the config file; the form is `layout-dir[:tag]`"))
+}
+
+/// The disk formats `[output] formats` may name.
+pub const FORMATS: [&str; 4] = ["raw", "qcow2", "vhd", "gce"];
+
+fn resolve_formats(raw: &RawConfig, file: &Path) -> Result<Vec<String>, ConfigError> {
+    let mut out = Vec::new();
+    for (i, f) in raw
+        .output
+        .iter()
+        .flat_map(|o| o.formats.iter().flatten())
+        .enumerate()
+    {
+        if f == "vmdk" {
+            return Err(ConfigError::new(
+                file,
+                &format!("output.formats[{i}]"),
+                "vmdk (streamOptimized) is not written yet",
+            )
+            .hint(
+                "convert disk.raw with `qemu-img convert -O vmdk -o subformat=streamOptimized`",
+            ));
+        }
+        if !FORMATS.contains(&f.as_str()) {
+            return Err(ConfigError::new(
+                file,
+                &format!("output.formats[{i}]"),
+                format!("unknown format `{f}`"),
+            )
+            .hint("one of raw, qcow2, vhd, gce"));
+        }
+        if f != "raw" && !out.contains(f) {
+            out.push(f.clone());
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 fn resolve_sigstore(

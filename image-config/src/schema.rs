@@ -24,6 +24,17 @@ pub struct RawConfig {
     pub signing: RawSigning,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secure_boot: Option<RawSecureBoot>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<RawOutput>,
+}
+
+/// `[output]`: disk formats besides disk.raw.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawOutput {
+    /// `raw` (always written), `qcow2`, `vhd`, `gce`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub formats: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -41,6 +41,10 @@ pub struct Args {
     /// Use no cache: download and bootstrap everything (e.g. to check a rebuild from scratch).
     #[arg(long)]
     pub no_cache: bool,
+    /// Disk formats to write besides disk.raw (repeatable; overrides `[output] formats`):
+    /// qcow2 → disk.qcow2, vhd → disk.vhd (fixed, Azure), gce → disk.tar.gz.
+    #[arg(long = "format", value_name = "FORMAT", value_enum)]
+    pub formats: Vec<crate::formats::Format>,
 }
 
 pub fn run(args: Args, g: Globals) -> anyhow::Result<ExitCode> {
@@ -49,7 +53,7 @@ pub fn run(args: Args, g: Globals) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let env = image_config::Env::from_process();
-    let cfg = match &args.config {
+    let mut cfg = match &args.config {
         Some(path) => image_config::load(path, &env)?,
         None => {
             let file = std::path::Path::new("<embedded default config>");
@@ -57,6 +61,12 @@ pub fn run(args: Args, g: Globals) -> anyhow::Result<ExitCode> {
             image_config::resolve_raw(raw, file, std::path::Path::new("."), &env)?
         }
     };
+    if !args.formats.is_empty() {
+        let mut names: Vec<String> = args.formats.iter().map(|f| f.name().to_string()).collect();
+        names.sort();
+        names.dedup();
+        cfg.formats = names;
+    }
     let init = crate::initbin::InitSource::select(args.init.as_deref());
     let cache_dir = match (args.no_cache, args.cache_dir) {
         (true, _) => None,

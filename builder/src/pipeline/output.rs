@@ -38,6 +38,9 @@ const PREFIX: &str = ".nodeimg-staging-";
 /// removes those of an earlier build that it does not replace; nothing else in DIR is touched.
 pub const OUTPUTS: &[&str] = &[
     "disk.raw",
+    "disk.qcow2",
+    "disk.vhd",
+    "disk.tar.gz",
     "uki.efi",
     "manifest.json",
     "manifest.sigstore.json",

@@ -379,6 +379,28 @@ fn optional_checks(c: &mut Checks, req: &Request, doc: &ManifestDoc) -> Result<(
         let actual = hex::encode(
             super::sha256_file(image).with_context(|| format!("hashing {}", image.display()))?,
         );
+        // disk.raw, or one of the other formats the build wrote (disk.qcow2, disk.vhd, …).
+        let other = crate::formats::ALL
+            .iter()
+            .map(|f| f.file_name())
+            .find(|n| checks::check_artifact(doc, n, &actual).is_ok());
+        if let Some(name) = other {
+            c.record(
+                "image",
+                Ok((
+                    (),
+                    format!("{} is the signed {name} (sha256:{actual})", image.display()),
+                )),
+            );
+            c.skip(
+                "image-pcrs",
+                &format!(
+                    "recomputed from disk.raw only ({name} is a container of the same disk: give \
+                     disk.raw to recompute the PCRs)"
+                ),
+            );
+            return optional_evidence_checks(c, req, doc);
+        }
         c.record(
             "image",
             checks::check_artifact(doc, "disk.raw", &actual)
@@ -405,6 +427,11 @@ fn optional_checks(c: &mut Checks, req: &Request, doc: &ManifestDoc) -> Result<(
             );
         }
     }
+    optional_evidence_checks(c, req, doc)
+}
+
+/// The checks of evidence and observations (quote, SNP report, event log, PCR file).
+fn optional_evidence_checks(c: &mut Checks, req: &Request, doc: &ManifestDoc) -> Result<()> {
     if let Some(q) = &req.quote {
         quote_checks(c, q, req.event_log.as_deref(), doc)?;
     }
