@@ -19,10 +19,12 @@ pub enum Format {
     Vhd,
     /// `disk.raw` (padded to a whole GiB) in a gzip'd tar, as Compute Engine imports it.
     Gce,
+    /// VMDK streamOptimized: deflated grains with markers (AWS VM Import, VMware).
+    Vmdk,
 }
 
 /// Every format, in the order outputs are listed.
-pub const ALL: [Format; 3] = [Format::Qcow2, Format::Vhd, Format::Gce];
+pub const ALL: [Format; 4] = [Format::Qcow2, Format::Vhd, Format::Gce, Format::Vmdk];
 
 impl Format {
     /// The output file name.
@@ -31,6 +33,7 @@ impl Format {
             Format::Qcow2 => "disk.qcow2",
             Format::Vhd => "disk.vhd",
             Format::Gce => "disk.tar.gz",
+            Format::Vmdk => "disk.vmdk",
         }
     }
 
@@ -40,6 +43,7 @@ impl Format {
             Format::Qcow2 => "qcow2",
             Format::Vhd => "vhd",
             Format::Gce => "gce",
+            Format::Vmdk => "vmdk",
         }
     }
 
@@ -64,6 +68,7 @@ impl Format {
             Format::Qcow2 => qcow2(raw, &mut w),
             Format::Vhd => vhd(raw, raw_sha256, epoch, &mut w),
             Format::Gce => gce(raw, epoch, &mut w),
+            Format::Vmdk => vmdk(raw, raw_sha256, &mut w),
         }
         .with_context(ctx)?;
         let (inner, digest, size) = w.finish();
@@ -365,6 +370,127 @@ fn gce(raw: &Path, epoch: u64, w: &mut impl Write) -> Result<()> {
     tar.append(&h, data)?;
     let gz = tar.into_inner()?;
     gz.finish()?;
+    Ok(())
+}
+
+const SECTOR: u64 = 512;
+/// 64 KiB grains, 512 entries per grain table (32 MiB), as VMware and qemu-img write them.
+const GRAIN_SECTORS: u64 = 128;
+const GT_ENTRIES: u64 = 512;
+const VMDK_DESCRIPTOR_SECTORS: u64 = 20;
+const MARKER_GT: u32 = 1;
+const MARKER_GD: u32 = 2;
+const MARKER_FOOTER: u32 = 3;
+
+/// The sparse extent header (VMware Virtual Disk Format 5.0, "Sparse Extent Header").
+fn vmdk_header(capacity: u64, gd_offset: u64) -> [u8; 512] {
+    let mut h = [0u8; 512];
+    h[0..4].copy_from_slice(b"KDMV");
+    h[4..8].copy_from_slice(&3u32.to_le_bytes());
+    // Valid newline test, compressed grains, markers.
+    h[8..12].copy_from_slice(&(1u32 | (1 << 16) | (1 << 17)).to_le_bytes());
+    h[12..20].copy_from_slice(&capacity.to_le_bytes());
+    h[20..28].copy_from_slice(&GRAIN_SECTORS.to_le_bytes());
+    h[28..36].copy_from_slice(&1u64.to_le_bytes()); // descriptor at sector 1
+    h[36..44].copy_from_slice(&VMDK_DESCRIPTOR_SECTORS.to_le_bytes());
+    h[44..48].copy_from_slice(&(GT_ENTRIES as u32).to_le_bytes());
+    // rgdOffset 0 (no redundant directory)
+    h[56..64].copy_from_slice(&gd_offset.to_le_bytes());
+    h[64..72].copy_from_slice(&GRAIN_SECTORS.to_le_bytes()); // overHead: data from sector 128
+    h[73] = b'\n';
+    h[74] = b' ';
+    h[75] = b'\r';
+    h[76] = b'\n';
+    h[77..79].copy_from_slice(&1u16.to_le_bytes()); // deflate
+    h
+}
+
+/// A metadata marker sector: `sectors` of `kind` follow.
+fn vmdk_marker(sectors: u64, kind: u32) -> [u8; 512] {
+    let mut m = [0u8; 512];
+    m[0..8].copy_from_slice(&sectors.to_le_bytes());
+    m[12..16].copy_from_slice(&kind.to_le_bytes());
+    m
+}
+
+/// Writes `bytes` padded to whole sectors; advances `at` (in sectors).
+fn put_sectors(w: &mut impl Write, at: &mut u64, bytes: &[u8]) -> Result<()> {
+    w.write_all(bytes)?;
+    let pad = (SECTOR - bytes.len() as u64 % SECTOR) % SECTOR;
+    w.write_all(&vec![0u8; pad as usize])?;
+    *at += (bytes.len() as u64 + pad) / SECTOR;
+    Ok(())
+}
+
+/// VMDK streamOptimized: header (grain directory "at end"), the embedded descriptor, every
+/// non-zero 64 KiB grain deflated (zlib) behind a marker naming its LBA, then the grain tables,
+/// the grain directory, a footer (the header with the directory's offset) and the
+/// end-of-stream marker. The descriptor's CID comes from the raw image's digest.
+fn vmdk(raw: &Path, raw_sha256: &[u8; 32], w: &mut impl Write) -> Result<()> {
+    let size = raw_size(raw)?;
+    let capacity = size.div_ceil(SECTOR);
+    let grains = capacity.div_ceil(GRAIN_SECTORS);
+    let tables = grains.div_ceil(GT_ENTRIES);
+    let cid = u32::from_be_bytes([raw_sha256[0], raw_sha256[1], raw_sha256[2], raw_sha256[3]]);
+    let cylinders = (capacity / (16 * 63)).min(16383);
+    let descriptor = format!(
+        "# Disk DescriptorFile\nversion=1\nCID={cid:08x}\nparentCID=ffffffff\n\
+         createType=\"streamOptimized\"\n\n# Extent description\nRW {capacity} SPARSE \"disk.vmdk\"\n\n\
+         # The Disk Data Base\n#DDB\n\nddb.virtualHWVersion = \"4\"\n\
+         ddb.geometry.cylinders = \"{cylinders}\"\nddb.geometry.heads = \"16\"\n\
+         ddb.geometry.sectors = \"63\"\nddb.adapterType = \"ide\"\n"
+    );
+    let mut sector_at: u64 = 0;
+    put_sectors(w, &mut sector_at, &vmdk_header(capacity, u64::MAX))?;
+    let mut d = descriptor.into_bytes();
+    d.resize((VMDK_DESCRIPTOR_SECTORS * SECTOR) as usize, 0);
+    put_sectors(w, &mut sector_at, &d)?;
+    put_sectors(
+        w,
+        &mut sector_at,
+        &vec![0u8; ((GRAIN_SECTORS - 1 - VMDK_DESCRIPTOR_SECTORS) * SECTOR) as usize],
+    )?;
+
+    let mut f = File::open(raw)?;
+    let mut buf = vec![0u8; CLUSTER as usize];
+    let mut table = vec![0u32; (tables * GT_ENTRIES) as usize];
+    for g in 0..grains {
+        read_cluster(&mut f, size, g, &mut buf)?;
+        if buf.iter().all(|&b| b == 0) {
+            continue;
+        }
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(&buf)?;
+        let data = z.finish()?;
+        table[g as usize] = u32::try_from(sector_at).context("the VMDK exceeds 2 TiB")?;
+        let mut grain = Vec::with_capacity(12 + data.len());
+        grain.extend((g * GRAIN_SECTORS).to_le_bytes());
+        grain.extend((data.len() as u32).to_le_bytes());
+        grain.extend(&data);
+        put_sectors(w, &mut sector_at, &grain)?;
+    }
+    let gt_sectors = GT_ENTRIES * 4 / SECTOR;
+    let mut directory = Vec::new();
+    for t in 0..tables as usize {
+        put_sectors(w, &mut sector_at, &vmdk_marker(gt_sectors, MARKER_GT))?;
+        directory.push(u32::try_from(sector_at).context("the VMDK exceeds 2 TiB")?);
+        let entries: Vec<u8> = table[t * GT_ENTRIES as usize..(t + 1) * GT_ENTRIES as usize]
+            .iter()
+            .flat_map(|e| e.to_le_bytes())
+            .collect();
+        put_sectors(w, &mut sector_at, &entries)?;
+    }
+    let gd: Vec<u8> = directory.iter().flat_map(|e| e.to_le_bytes()).collect();
+    put_sectors(
+        w,
+        &mut sector_at,
+        &vmdk_marker((gd.len() as u64).div_ceil(SECTOR), MARKER_GD),
+    )?;
+    let gd_at = sector_at;
+    put_sectors(w, &mut sector_at, &gd)?;
+    put_sectors(w, &mut sector_at, &vmdk_marker(1, MARKER_FOOTER))?;
+    put_sectors(w, &mut sector_at, &vmdk_header(capacity, gd_at))?;
+    put_sectors(w, &mut sector_at, &[0u8; 512])?; // end of stream
     Ok(())
 }
 

@@ -382,7 +382,7 @@ fn oci_source(file: &Path, base: &Path, value: &str) -> Result<RootfsSource, Con
 }
 
 /// The disk formats `[output] formats` may name.
-pub const FORMATS: [&str; 4] = ["raw", "qcow2", "vhd", "gce"];
+pub const FORMATS: [&str; 5] = ["raw", "qcow2", "vhd", "gce", "vmdk"];
 
 fn resolve_formats(raw: &RawConfig, file: &Path) -> Result<Vec<String>, ConfigError> {
     let mut out = Vec::new();
@@ -392,23 +392,13 @@ fn resolve_formats(raw: &RawConfig, file: &Path) -> Result<Vec<String>, ConfigEr
         .flat_map(|o| o.formats.iter().flatten())
         .enumerate()
     {
-        if f == "vmdk" {
-            return Err(ConfigError::new(
-                file,
-                &format!("output.formats[{i}]"),
-                "vmdk (streamOptimized) is not written yet",
-            )
-            .hint(
-                "convert disk.raw with `qemu-img convert -O vmdk -o subformat=streamOptimized`",
-            ));
-        }
         if !FORMATS.contains(&f.as_str()) {
             return Err(ConfigError::new(
                 file,
                 &format!("output.formats[{i}]"),
                 format!("unknown format `{f}`"),
             )
-            .hint("one of raw, qcow2, vhd, gce"));
+            .hint("one of raw, qcow2, vhd, gce, vmdk"));
         }
         if f != "raw" && !out.contains(f) {
             out.push(f.clone());

@@ -42,7 +42,8 @@ pub struct Args {
     #[arg(long)]
     pub no_cache: bool,
     /// Disk formats to write besides disk.raw (repeatable; overrides `[output] formats`):
-    /// qcow2 → disk.qcow2, vhd → disk.vhd (fixed, Azure), gce → disk.tar.gz.
+    /// qcow2 → disk.qcow2, vhd → disk.vhd (fixed, Azure), gce → disk.tar.gz, vmdk →
+    /// disk.vmdk (streamOptimized).
     #[arg(long = "format", value_name = "FORMAT", value_enum)]
     pub formats: Vec<crate::formats::Format>,
 }

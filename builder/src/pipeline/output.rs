@@ -41,6 +41,7 @@ pub const OUTPUTS: &[&str] = &[
     "disk.qcow2",
     "disk.vhd",
     "disk.tar.gz",
+    "disk.vmdk",
     "uki.efi",
     "manifest.json",
     "manifest.sigstore.json",
