@@ -541,6 +541,19 @@ fn pcr_4_7_12_equal_nitro_tpm_pcr_compute() {
             cmd.arg(pair[0]).arg(esl(pair[1]));
         }
         let theirs: serde_json::Value = serde_json::from_slice(&run_tool(&mut cmd).stdout).unwrap();
+        // `nodeimg measure uki --format nitro` prints the same document.
+        let mut ours_cmd = vec!["measure", "uki", uki.to_str().unwrap(), "--format", "nitro"];
+        let sb = keys.to_str().unwrap().to_string();
+        if !lists.is_empty() {
+            ours_cmd.extend(["--secure-boot", &sb]);
+        }
+        let o = run_nodeimg(&ours_cmd);
+        assert_ok(&o, "measure uki --format nitro");
+        let printed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(
+            printed, theirs,
+            "measure --format nitro vs nitro-tpm-pcr-compute"
+        );
         let ours = manifest(uki.parent().unwrap());
         for pcr in ["4", "7", "12"] {
             assert_eq!(

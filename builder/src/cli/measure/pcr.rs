@@ -23,8 +23,9 @@ pub struct Common {
     #[arg(long, value_name = "PROFILE", default_value = "ovmf")]
     pub firmware: String,
     /// Output format: `manifest` (text, or with --json the manifest's `pcrs`, `pcr11_phases`,
-    /// `events` and `stub` keys) or `constellation` (`{"measurements":{"4":{"expected":…,
-    /// "warnOnly":false},…}}`, SHA-256 bank).
+    /// `events` and `stub` keys), `constellation` (`{"measurements":{"4":{"expected":…,
+    /// "warnOnly":false},…}}`, SHA-256 bank) or `nitro` (nitro-tpm-pcr-compute's JSON:
+    /// SHA-384 PCR 4, 7, 12).
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = Format::Manifest)]
     pub format: Format,
     /// PCRs to predict (comma-separated, of 4, 7, 9, 11, 12, 13): only their events are hashed
@@ -85,6 +86,9 @@ pub enum Format {
     Manifest,
     /// Constellation's `measurements` JSON.
     Constellation,
+    /// What AWS's `nitro-tpm-pcr-compute` prints for NitroTPM: SHA-384 PCR 4, 7 and 12
+    /// (`{"Measurements":{"HashAlgorithm":"SHA384","PCR4":…,"PCR7":…,"PCR12":…}}`).
+    Nitro,
 }
 
 fn parse_bank(s: &str) -> Result<Bank, String> {
@@ -147,6 +151,7 @@ fn report(uki: &[u8], source: &Path, c: &Common, g: Globals) -> Result<ExitCode>
     );
     match c.format {
         Format::Constellation => println!("{}", serde_json::to_string_pretty(&constellation(&p)?)?),
+        Format::Nitro => println!("{}", serde_json::to_string_pretty(&nitro(&p)?)?),
         Format::Manifest if g.json => println!("{}", serde_json::to_string_pretty(&p)?),
         Format::Manifest => print_human(&p, source),
     }
@@ -166,6 +171,27 @@ fn constellation(p: &Prediction) -> Result<serde_json::Value> {
         );
     }
     Ok(json!({ "measurements": m }))
+}
+
+/// nitro-tpm-pcr-compute's JSON: the SHA-384 PCRs 4, 7 and 12 a NitroTPM boot of this UKI
+/// shows (AWS's UEFI measures the UKI as OVMF does; AWS documents PCR 4, 7 and 12 as the ones
+/// to pin for a UKI).
+fn nitro(p: &Prediction) -> Result<serde_json::Value> {
+    let pcrs = p
+        .pcrs
+        .get("sha384")
+        .context("--format nitro needs the sha384 bank (NitroTPM reference values are SHA-384)")?;
+    let get = |i: &str| {
+        pcrs.get(i).with_context(|| {
+            format!("--format nitro needs PCR {i} (give --pcr 4,7,12 or the default)")
+        })
+    };
+    Ok(json!({ "Measurements": {
+        "HashAlgorithm": "SHA384",
+        "PCR4": get("4")?,
+        "PCR7": get("7")?,
+        "PCR12": get("12")?,
+    }}))
 }
 
 fn print_human(p: &Prediction, source: &Path) {
