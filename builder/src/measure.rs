@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use measurements::manifest::{self, Manifest};
@@ -150,6 +150,24 @@ pub fn fill_manifest(
     m.pcr11_phases = Some(p.pcr11_phases);
     m.events = Some(p.events);
     Ok(())
+}
+
+/// Reads `nodeimg record-pcrs` files; each must name a known platform.
+pub fn read_recorded(paths: &[PathBuf]) -> Result<Vec<measurements::platforms::Recorded>> {
+    let mut out = Vec::new();
+    for p in paths {
+        let text = crate::infile::read_capped(p, 1 << 20, "recorded platform values")?;
+        let r: measurements::platforms::Recorded = serde_json::from_slice(&text)
+            .with_context(|| format!("{}: not a `nodeimg record-pcrs` file", p.display()))?;
+        anyhow::ensure!(
+            measurements::platforms::by_name(&r.platform).is_some(),
+            "{}: unknown platform `{}`",
+            p.display(),
+            r.platform
+        );
+        out.push(r);
+    }
+    Ok(out)
 }
 
 /// The manifest's `secure_boot` for a prediction.

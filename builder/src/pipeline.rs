@@ -237,6 +237,7 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
         secure_boot: None,
         snp,
         tdx,
+        platforms: None,
         initrd: manifest::Initrd {
             sha256: output::sha256_hex(&initrd_bytes),
             modules: modules.load_order,
@@ -265,6 +266,11 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
     progress.stage("measure", || {
         crate::measure::fill_manifest(&mut m, &uki_bytes, &cfg.measurements.banks, &sb_state)
     })?;
+    let recorded = crate::measure::read_recorded(&cfg.measurements.platform_values)?;
+    m.platforms = m
+        .pcrs
+        .as_ref()
+        .map(|p| measurements::platforms::reference_values(p, &recorded));
     let disk_artifact = disk_hash
         .join()
         .map_err(|_| anyhow::anyhow!("the disk.raw hashing thread panicked"))??;

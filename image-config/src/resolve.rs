@@ -69,6 +69,8 @@ pub struct MeasurementsConfig {
     pub banks: Vec<Bank>,
     pub snp: Option<SnpConfig>,
     pub tdx: Option<TdxConfig>,
+    /// `nodeimg record-pcrs` files whose values go into the manifest's `platforms`.
+    pub platform_values: Vec<PathBuf>,
 }
 
 /// Every combination of these is recorded. Names are checked by the builder against the
@@ -724,7 +726,25 @@ fn resolve_measurements(
             two_pass: t.two_pass.unwrap_or(false),
         }),
     };
-    Ok(MeasurementsConfig { banks, snp, tdx })
+    let mut platform_values = Vec::new();
+    for (i, p) in m_platform_values(raw).iter().enumerate() {
+        platform_values.push(existing(
+            file,
+            &format!("measurements.platform-values[{i}]"),
+            base.join(p),
+            false,
+        )?);
+    }
+    Ok(MeasurementsConfig {
+        banks,
+        snp,
+        tdx,
+        platform_values,
+    })
+}
+
+fn m_platform_values(raw: &RawConfig) -> &[String] {
+    raw.measurements.platform_values.as_deref().unwrap_or(&[])
 }
 
 fn resolve_debian(d: &crate::schema::RawDebian, file: &Path) -> Result<RootfsSource, ConfigError> {

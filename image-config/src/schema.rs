@@ -214,6 +214,9 @@ pub struct RawMeasurements {
     pub snp: Option<RawSnp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tdx: Option<RawTdx>,
+    /// Firmware PCR values recorded on platforms (`nodeimg record-pcrs` files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform_values: Option<Vec<String>>,
 }
 
 /// TPM PCR banks nodeimg predicts.

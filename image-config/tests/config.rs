@@ -17,6 +17,7 @@ fn fixture_dir() -> tempfile::TempDir {
         "signing.key",
         "signing_config.json",
         "trusted_root.json",
+        "platform.json",
     ] {
         std::fs::write(d.path().join(f), b"x").unwrap();
     }

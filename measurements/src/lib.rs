@@ -8,6 +8,7 @@ pub mod guid;
 pub mod manifest;
 pub mod pcr;
 pub mod pe;
+pub mod platforms;
 pub mod secureboot;
 pub mod signer;
 pub mod signing;

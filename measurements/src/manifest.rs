@@ -38,6 +38,10 @@ pub struct Manifest {
     /// TDX MRTDs, one per configured firmware.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tdx: Option<Vec<TdxEntry>>,
+    /// Per target platform: every PCR's reference value, where it comes from (the image, a
+    /// known platform constant, a recorded boot) and whether a verifier enforces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platforms: Option<BTreeMap<String, crate::platforms::PlatformValues>>,
     pub inputs: Inputs,
 }
 

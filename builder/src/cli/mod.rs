@@ -12,6 +12,7 @@ pub mod docs;
 pub mod inspect;
 pub mod keygen;
 pub mod measure;
+pub mod record_pcrs;
 pub mod sign;
 pub mod sign_uki;
 pub mod verify;
@@ -49,6 +50,7 @@ pub enum Command {
     SignUki(sign_uki::Args),
     Verify(verify::Args),
     VerifyBundle(verify_bundle::Args),
+    RecordPcrs(record_pcrs::Args),
     Boot(boot::Args),
     Inspect(inspect::Args),
     Diff(diff::Args),
@@ -76,6 +78,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::SignUki(a) => sign_uki::run(a, g),
         Command::Verify(a) => verify::run(a, g),
         Command::VerifyBundle(a) => verify_bundle::run(a, g),
+        Command::RecordPcrs(a) => record_pcrs::run(a, g),
         Command::Completions(a) => docs::run_completions(a, g),
         Command::Man(a) => docs::run_man(a, g),
     }

@@ -89,6 +89,9 @@ pub enum Format {
     /// What AWS's `nitro-tpm-pcr-compute` prints for NitroTPM: SHA-384 PCR 4, 7 and 12
     /// (`{"Measurements":{"HashAlgorithm":"SHA384","PCR4":…,"PCR7":…,"PCR12":…}}`).
     Nitro,
+    /// Every platform's reference values (the manifest's `platforms`): each PCR's value or
+    /// where it must come from, and whether to enforce it.
+    Reference,
 }
 
 fn parse_bank(s: &str) -> Result<Bank, String> {
@@ -152,6 +155,10 @@ fn report(uki: &[u8], source: &Path, c: &Common, g: Globals) -> Result<ExitCode>
     match c.format {
         Format::Constellation => println!("{}", serde_json::to_string_pretty(&constellation(&p)?)?),
         Format::Nitro => println!("{}", serde_json::to_string_pretty(&nitro(&p)?)?),
+        Format::Reference => println!(
+            "{}",
+            serde_json::to_string_pretty(&measurements::platforms::reference_values(&p.pcrs, &[]))?
+        ),
         Format::Manifest if g.json => println!("{}", serde_json::to_string_pretty(&p)?),
         Format::Manifest => print_human(&p, source),
     }
