@@ -128,6 +128,7 @@ mod tests {
                 vmm_types: vmm_types.iter().map(|s| s.to_string()).collect(),
                 guest_features: vec![0x1, 0x21],
             }),
+            platform_values: vec![],
             tdx: None,
         }
     }
@@ -186,6 +187,7 @@ mod tests {
                 ovmf: vec![fixture("ovmf_OvmfX64_suffix.bin")],
                 two_pass: false,
             }),
+            platform_values: vec![],
         };
         let e = format!("{:#}", manifest_entries(&cfg).unwrap_err());
         assert!(
