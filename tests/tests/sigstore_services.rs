@@ -413,8 +413,9 @@ fn keyless_bundle_is_accepted_by_nodeimg_cosign_and_sigstore_js() {
         IDENTITY,
         "--certificate-oidc-issuer",
         ISSUER,
+        "--offline",
     ]);
-    assert_ok(&out, "nodeimg verify-bundle");
+    assert_ok(&out, "nodeimg verify-bundle --offline");
 }
 
 #[test]

@@ -82,6 +82,10 @@ pub struct SigstoreArgs {
     /// Use the embedded Sigstore staging trusted root.
     #[arg(long, conflicts_with = "trusted_root")]
     pub staging: bool,
+    /// Never use the network. Verification never does (trust material is embedded or given
+    /// with --trusted-root); the flag is accepted as cosign spells it.
+    #[arg(long)]
+    pub offline: bool,
 }
 
 impl SigstoreArgs {
