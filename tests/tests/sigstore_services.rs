@@ -372,6 +372,39 @@ fn keyless_bundle_is_accepted_by_nodeimg_cosign_and_sigstore_js() {
 
     all_accept_identity(&w, &stack, "b.json");
 
+    // The same services named by the stack's Sigstore SigningConfig instead of URLs (its TSA
+    // included).
+    let t = w.write("token2", token(IDENTITY, ISSUER, 600).as_bytes());
+    let (m, sc) = (
+        w.arg("manifest.json"),
+        format!("{}/signing_config.json", stack.dir.path().display()),
+    );
+    let tr = stack.trusted_root();
+    let c = w.arg("c.json");
+    let out = run_nodeimg(&[
+        "sign",
+        &m,
+        "--keyless",
+        "--identity-token-file",
+        &t,
+        "--signing-config",
+        &sc,
+        "--trusted-root",
+        &tr,
+        "-o",
+        &c,
+    ]);
+    assert_ok(&out, "sign --keyless --signing-config");
+    let cb = w.read_json("c.json");
+    assert_eq!(
+        cb["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"]
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "the signing config's TSA was used"
+    );
+    all_accept_identity(&w, &stack, "c.json");
+
     // --certificate-identity-regexp: anchored at both ends.
     let regexp = |re: &str| {
         vec![
