@@ -10,6 +10,8 @@
 #   measure snp: `nodeimg measure snp` vs sev-snp-measure 0.0.13 (64 vCPUs, 4 MiB OVMF), same
 #                digest checked first
 #   measure uki --pcr 11: the same work as systemd-measure (PCR 11 only, both banks)
+#   formats:     `nodeimg convert` (qcow2, vmdk streamOptimized, fixed vhd) vs `qemu-img convert`
+#                on the ~2 GB disk of the big build, MB/s of the raw disk
 #   nitro:       `measure uki --bank sha384 --pcr 4,12` vs AWS's nitro-tpm-pcr-compute (PCR 4/7/12,
 #                SHA-384; installed from crates.io into $B/nitro on first use)
 #   floors:      per-core `openssl speed` SHA-256/SHA-384 rates: verity as a fraction of the
@@ -101,6 +103,22 @@ if [ ! -s "$B/big.tar" ]; then   # the Debian tar plus 1.6 GiB of incompressible
 fi
 sed "s|$rootfs|$B/big.tar|" "$B/bench.toml" > "$B/big.toml"
 read -r big_s big_rss < <(N=1 best "$nodeimg" build "$B/big.toml" -o "$B/out-big")
+
+# ---- cloud formats: `nodeimg convert` vs `qemu-img convert` on the ~2 GB disk ----------------
+# (the same writers `build --format` uses; page cache warm for both sides)
+big_raw=$B/out-big/disk.raw
+declare -A conv_ours conv_ref
+for f in qcow2 vmdk vhd; do
+  case $f in
+    qcow2) qargs=(-O qcow2) ;;
+    vmdk) qargs=(-O vmdk -o subformat=streamOptimized) ;;
+    vhd) qargs=(-O vpc -o subformat=fixed,force_size=on) ;;
+  esac
+  read -r conv_ours[$f] _ < <(BEFORE="rm -f '$B/conv.$f'" best "$nodeimg" convert "$big_raw" --format "$f" -o "$B/conv.$f")
+  read -r conv_ref[$f] _ < <(BEFORE="rm -f '$B/ref.$f'" best qemu-img convert -f raw "${qargs[@]}" "$big_raw" "$B/ref.$f")
+  rm -f "$B/conv.$f" "$B/ref.$f"
+done
+mbs() { awk -v b="$(stat -c %s "$big_raw")" -v t="$1" 'BEGIN{printf "%.0f MB/s", b / t / 1e6}'; }
 if [ ! -s "$B/oci/index.json" ]; then   # one uncompressed layer: the big tar itself (hardlinked)
   rm -rf "$B/oci.part" && mkdir -p "$B/oci.part/blobs/sha256"
   ld=$(sha256sum "$B/big.tar" | cut -d' ' -f1) ls=$(stat -c %s "$B/big.tar")
@@ -178,4 +196,7 @@ echo "| \`measure uki --bank sha384 --pcr 4,12\` (vs \`nitro-tpm-pcr-compute\`: 
 echo "| \`measure snp\`, 64 vCPUs, 4 MiB OVMF (vs \`sev-snp-measure\` 0.0.13, same digest) | ${s_ours} ms | ${s_ref} ms | $(ratio "$s_ours" "$s_ref") |"
 echo "| peak RSS of \`nodeimg build\`: $(mb "$rootfs") MB tar / $(mb "$B/big.tar") MB tar / same as OCI layout | $((b_rss >> 10)) / $((big_rss >> 10)) / $((oci_rss >> 10)) MiB | | |"
 echo "| full build, $(mb "$B/big.tar") MB tar / same as OCI layout | ${big_s} s / ${oci_s} s | | |"
+for f in qcow2 vmdk vhd; do
+  echo "| \`convert --format $f\`, $(mb "$big_raw") MiB disk (vs \`qemu-img convert\` to the same format) | ${conv_ours[$f]} s ($(mbs "${conv_ours[$f]}")) | ${conv_ref[$f]} s ($(mbs "${conv_ref[$f]}")) | $(ratio "${conv_ours[$f]}" "${conv_ref[$f]}") |"
+done
 echo "| default image build, warm cache (vs cold: empty --cache-dir, same outputs) | ${d_warm} s | ${d_cold} s | $(ratio "$d_warm" "$d_cold") |"

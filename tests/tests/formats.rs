@@ -209,6 +209,29 @@ fn every_format_is_read_back_by_qemu_img_and_is_signed_and_reproducible() {
     ]);
     assert!(!o.status.success());
 
+    // `nodeimg convert` writes the same bytes as the build (same epoch), and refuses to
+    // overwrite.
+    for (name, file) in FORMATS {
+        let to = d.path().join(format!("converted-{file}"));
+        let o = Command::new(nodeimg())
+            .args(["convert", &s(&raw), "--format", name, "-o", &s(&to)])
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .output()
+            .unwrap();
+        assert_ok(&o, &format!("convert --format {name}"));
+        assert_eq!(
+            std::fs::read(&to).unwrap(),
+            std::fs::read(out.join(file)).unwrap(),
+            "convert --format {name} vs the build's {file}"
+        );
+        let again = run_nodeimg(&["convert", &s(&raw), "--format", name, "-o", &s(&to)]);
+        assert!(
+            !again.status.success(),
+            "convert overwrote {}",
+            to.display()
+        );
+    }
+
     // A second build: byte-identical in every format.
     let again = build(d.path(), "b", &key);
     for (_, file) in FORMATS.iter().chain(&[("raw", "disk.raw")]) {

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 pub mod boot;
 pub mod build;
+pub mod convert;
 pub mod diff;
 pub mod docs;
 pub mod inspect;
@@ -44,6 +45,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Build(build::Args),
+    Convert(convert::Args),
     Measure(measure::Args),
     Keygen(keygen::Args),
     Sign(sign::Args),
@@ -69,6 +71,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let g = Globals { json: cli.json };
     match cli.command {
         Command::Build(a) => build::run(a, g),
+        Command::Convert(a) => convert::run(a, g),
         Command::Inspect(a) => inspect::run(a, g),
         Command::Diff(a) => diff::run(a, g),
         Command::Boot(a) => boot::run(a, g),
