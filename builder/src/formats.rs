@@ -134,6 +134,38 @@ fn read_cluster(f: &mut File, size: u64, i: u64, buf: &mut [u8]) -> Result<()> {
     Ok(())
 }
 
+/// The byte ranges of `f` (of `size` bytes) that may hold data: its extents as
+/// `SEEK_DATA`/`SEEK_HOLE` report them, or the whole file where the filesystem cannot tell.
+fn data_ranges(f: &File, size: u64) -> Vec<(u64, u64)> {
+    use std::os::unix::io::AsRawFd;
+    let fd = f.as_raw_fd();
+    let whole = vec![(0, size)];
+    let mut out = Vec::new();
+    let mut off: u64 = 0;
+    while off < size {
+        let Ok(at) = libc::off_t::try_from(off) else {
+            return whole;
+        };
+        // SAFETY: lseek on a file descriptor this function borrows; no memory is touched.
+        let data = unsafe { libc::lseek(fd, at, libc::SEEK_DATA) };
+        if data < 0 {
+            return match std::io::Error::last_os_error().raw_os_error() {
+                Some(libc::ENXIO) => out, // no data after `off`
+                _ => whole,
+            };
+        }
+        // SAFETY: as above.
+        let hole = unsafe { libc::lseek(fd, data, libc::SEEK_HOLE) };
+        let end = if hole < 0 { size } else { (hole as u64).min(size) };
+        out.push((data as u64, end));
+        if end <= data as u64 {
+            return whole;
+        }
+        off = end;
+    }
+    out
+}
+
 /// qcow2 v3 with 64 KiB clusters and 16-bit refcounts: header, L1 table, refcount table and
 /// blocks, the L2 tables that map anything, then the non-zero clusters in guest order. Every
 /// allocated cluster has refcount 1 (`COPIED` set in L1/L2); all-zero clusters stay
@@ -143,12 +175,19 @@ fn qcow2(raw: &Path, w: &mut impl Write) -> Result<()> {
     let mut f = File::open(raw)?;
     let guest = size.div_ceil(CLUSTER);
     let per_l2 = CLUSTER / 8;
-    // Pass 1: which guest clusters hold data.
+    // Pass 1: which guest clusters hold data. Clusters wholly inside holes of a sparse file
+    // are zero without reading them.
     let mut nonzero = vec![false; guest as usize];
+    for (start, end) in data_ranges(&f, size) {
+        let (first, last) = (start / CLUSTER, end.div_ceil(CLUSTER).min(guest));
+        nonzero[first as usize..last as usize].fill(true);
+    }
     let mut buf = vec![0u8; CLUSTER as usize];
     for (i, nz) in nonzero.iter_mut().enumerate() {
-        read_cluster(&mut f, size, i as u64, &mut buf)?;
-        *nz = buf.iter().any(|&b| b != 0);
+        if *nz {
+            read_cluster(&mut f, size, i as u64, &mut buf)?;
+            *nz = buf.iter().any(|&b| b != 0);
+        }
     }
     let l1_size = guest.div_ceil(per_l2);
     let l2_used: Vec<bool> = (0..l1_size)
@@ -497,6 +536,26 @@ fn vmdk(raw: &Path, raw_sha256: &[u8; 32], w: &mut impl Write) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sparse_raw_gives_the_same_qcow2_as_a_dense_one() {
+        use std::io::Write as _;
+        let d = tempfile::tempdir().unwrap();
+        let (sparse, dense) = (d.path().join("s.raw"), d.path().join("d.raw"));
+        let mut f = File::create(&sparse).unwrap();
+        f.write_all(&[1u8; 5000]).unwrap();
+        f.seek(SeekFrom::Start(10 << 20)).unwrap();
+        f.write_all(&[2u8; 70000]).unwrap();
+        f.set_len(20 << 20).unwrap();
+        drop(f);
+        std::fs::write(&dense, std::fs::read(&sparse).unwrap()).unwrap();
+        let ranges = data_ranges(&File::open(&sparse).unwrap(), 20 << 20);
+        assert!(ranges.iter().all(|(a, b)| a < b && *b <= 20 << 20), "{ranges:?}");
+        let sha = [0u8; 32];
+        let a = Format::Qcow2.write(&sparse, &sha, 0, &d.path().join("a.qcow2")).unwrap();
+        let b = Format::Qcow2.write(&dense, &sha, 0, &d.path().join("b.qcow2")).unwrap();
+        assert_eq!(a, b);
+    }
 
     #[test]
     fn chs_follows_the_spec() {
