@@ -44,7 +44,11 @@ pub fn run(a: Args, g: Globals) -> Result<ExitCode> {
         })
         .transpose()?
         .unwrap_or(0);
-    let raw_sha = crate::signing::sha256_file(&a.disk)?;
+    // Only the VHD's unique id and the VMDK's CID are derived from the disk's digest.
+    let raw_sha = match a.format {
+        Format::Vhd | Format::Vmdk => crate::signing::sha256_file(&a.disk)?,
+        Format::Qcow2 | Format::Gce => [0u8; 32],
+    };
     let dir = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
