@@ -156,7 +156,11 @@ fn data_ranges(f: &File, size: u64) -> Vec<(u64, u64)> {
         }
         // SAFETY: as above.
         let hole = unsafe { libc::lseek(fd, data, libc::SEEK_HOLE) };
-        let end = if hole < 0 { size } else { (hole as u64).min(size) };
+        let end = if hole < 0 {
+            size
+        } else {
+            (hole as u64).min(size)
+        };
         out.push((data as u64, end));
         if end <= data as u64 {
             return whole;
@@ -550,10 +554,17 @@ mod tests {
         drop(f);
         std::fs::write(&dense, std::fs::read(&sparse).unwrap()).unwrap();
         let ranges = data_ranges(&File::open(&sparse).unwrap(), 20 << 20);
-        assert!(ranges.iter().all(|(a, b)| a < b && *b <= 20 << 20), "{ranges:?}");
+        assert!(
+            ranges.iter().all(|(a, b)| a < b && *b <= 20 << 20),
+            "{ranges:?}"
+        );
         let sha = [0u8; 32];
-        let a = Format::Qcow2.write(&sparse, &sha, 0, &d.path().join("a.qcow2")).unwrap();
-        let b = Format::Qcow2.write(&dense, &sha, 0, &d.path().join("b.qcow2")).unwrap();
+        let a = Format::Qcow2
+            .write(&sparse, &sha, 0, &d.path().join("a.qcow2"))
+            .unwrap();
+        let b = Format::Qcow2
+            .write(&dense, &sha, 0, &d.path().join("b.qcow2"))
+            .unwrap();
         assert_eq!(a, b);
     }
 
