@@ -25,7 +25,7 @@ use sigstore_bundle::{BundleV03, VerificationMaterialV03};
 use sigstore_crypto::KeyPair;
 use sigstore_oidc::IdentityToken;
 use sigstore_types::{
-    DerCertificate, DsseEnvelope, DsseSignature, KeyId, KindVersion, PayloadBytes, SignatureBytes,
+    DsseEnvelope, DsseSignature, KeyId, KindVersion, PayloadBytes, SignatureBytes,
     SignatureContent, TransparencyLogEntry,
 };
 use sigstore_verify::trust_root::{SigningConfig, TrustedRoot};
@@ -253,11 +253,10 @@ async fn sign_async(
 ) -> Result<(Vec<u8>, Published)> {
     // Keyless: a fresh P-256 key, certified for the token's identity.
     let ephemeral;
-    let (key, material, verifier_pem, certificate): (
+    let (key, material, verifier_pem): (
         &dyn measurements::signer::Signer,
         VerificationMaterialV03,
         String,
-        Option<DerCertificate>,
     ) = match method {
         Method::KeyWithTlog(key) => {
             let public = VerifyingKey::from_spki_der(&key.public_key_der())?;
@@ -267,7 +266,6 @@ async fn sign_async(
                     hint: public.hint(),
                 },
                 public.to_spki_pem(),
-                None,
             )
         }
         Method::Keyless(token) => {
@@ -291,13 +289,13 @@ async fn sign_async(
                     )
                 })?;
             let leaf = cert.leaf_certificate().clone();
-            let pem = pem_certificate(leaf.as_bytes());
-            (
-                &ephemeral,
-                VerificationMaterialV03::Certificate(leaf.clone()),
-                pem,
-                Some(leaf),
+            let pem = x509_cert::der::pem::encode_string(
+                "CERTIFICATE",
+                x509_cert::der::pem::LineEnding::LF,
+                leaf.as_bytes(),
             )
+            .map_err(|e| anyhow!("the Fulcio certificate as PEM: {e}"))?;
+            (&ephemeral, VerificationMaterialV03::Certificate(leaf), pem)
         }
     };
 
@@ -349,13 +347,13 @@ async fn sign_async(
     };
     let verified = match &services.trusted_root {
         Some(root) => {
-            let signer = match certificate {
-                Some(_) => verifier::Signer::Identity {
+            let signer = match method {
+                Method::Keyless(_) => verifier::Signer::Identity {
                     identity: verifier::IdentityMatch::Any,
                     issuer: None,
                 },
-                None => verifier::Signer::Key {
-                    pem: key_pem(key)?,
+                Method::KeyWithTlog(_) => verifier::Signer::Key {
+                    pem: verifier_pem.clone(),
                     require_tlog: true,
                 },
             };
@@ -389,10 +387,6 @@ async fn sign_async(
     ))
 }
 
-fn key_pem(key: &dyn measurements::signer::Signer) -> Result<String> {
-    Ok(VerifyingKey::from_spki_der(&key.public_key_der())?.to_spki_pem())
-}
-
 /// The ephemeral keyless key behind the signer interface (ECDSA P-256, SHA-256, DER).
 struct Ephemeral(KeyPair);
 
@@ -424,17 +418,6 @@ impl measurements::signer::Signer for Ephemeral {
     fn describe(&self) -> String {
         "an ephemeral P-256 key (keyless)".into()
     }
-}
-
-fn pem_certificate(der: &[u8]) -> String {
-    let b64 = B64.encode(der);
-    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
-    for line in b64.as_bytes().chunks(64) {
-        pem.push_str(std::str::from_utf8(line).unwrap_or_default());
-        pem.push('\n');
-    }
-    pem.push_str("-----END CERTIFICATE-----\n");
-    pem
 }
 
 /// Proposes an `intoto` v0.0.2 entry for `envelope` (one signature; `verifier` the PEM
