@@ -63,23 +63,8 @@ pub struct SnpFiles {
     pub nonce: Vec<u8>,
 }
 
-/// Outcome of one check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Ok,
-    Failed,
-    Skipped,
-}
-
-/// One line of the report.
-#[derive(Debug, Clone, Serialize)]
-pub struct Check {
-    pub check: &'static str,
-    pub status: Status,
-    /// What was checked, or what differed.
-    pub detail: String,
-}
+/// The report lines: the same type as the evidence checks of `measurements::attest` return.
+pub use measurements::attest::{Check, Status};
 
 /// The whole report; `ok` only if no check failed.
 #[derive(Debug, Clone, Serialize)]
@@ -488,10 +473,7 @@ fn quote_checks(
         nonce: &q.nonce,
         event_log: log.as_deref(),
     };
-    push_all(
-        c,
-        measurements::attest::verify_tpm_quote(&evidence, &manifest),
-    );
+    c.0.extend(measurements::attest::verify_tpm_quote(&evidence, &manifest));
     Ok(())
 }
 
@@ -516,26 +498,10 @@ fn snp_checks(c: &mut Checks, r: &SnpFiles, doc: &ManifestDoc) -> Result<()> {
         ca_pem: ca.as_ref().map(|(a, b)| (a.as_slice(), b.as_slice())),
         nonce: &r.nonce,
     };
-    push_all(
-        c,
-        measurements::attest::verify_snp_report(&evidence, &reference),
-    );
+    c.0.extend(measurements::attest::verify_snp_report(
+        &evidence, &reference,
+    ));
     Ok(())
-}
-
-/// The library's checks as report lines.
-fn push_all(c: &mut Checks, checks: Vec<measurements::attest::Check>) {
-    for r in checks {
-        c.0.push(Check {
-            check: r.check,
-            status: match r.status {
-                measurements::attest::Status::Ok => Status::Ok,
-                measurements::attest::Status::Failed => Status::Failed,
-                measurements::attest::Status::Skipped => Status::Skipped,
-            },
-            detail: r.detail,
-        });
-    }
 }
 
 /// A quote message or signature is a few hundred bytes.
