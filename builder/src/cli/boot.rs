@@ -93,10 +93,14 @@ pub fn run(args: Args, g: Globals) -> Result<ExitCode> {
         .as_deref()
         .map(|n| hex::decode(n.trim()).map_err(|e| anyhow!("--quote {n:?} is not hex: {e}")))
         .transpose()?;
-    let request_dir = tempfile::tempdir().context("a directory for the quote request")?;
+    // The request disk lives as long as the boot (the directory is removed on drop).
     let request = nonce
         .as_deref()
-        .map(|n| qemu::quote::request_disk(request_dir.path(), n))
+        .map(|n| -> Result<_> {
+            let dir = tempfile::tempdir().context("a directory for the quote request")?;
+            let disk = qemu::quote::request_disk(dir.path(), n)?;
+            Ok((dir, disk))
+        })
         .transpose()?;
     let wants_log = expected.is_some() || args.save_event_log.is_some() || nonce.is_some();
     let mut fail_on = args.fail_on.clone();
@@ -115,7 +119,7 @@ pub fn run(args: Args, g: Globals) -> Result<ExitCode> {
         ovmf_vars,
         secure_boot: args.secure_boot.is_some(),
         console_log: args.console_log.clone(),
-        extra_disk: request,
+        extra_disk: request.as_ref().map(|(_, disk)| disk.clone()),
         ..BootSpec::new(&args.disk)
     };
     let echo = !g.json && std::io::stderr().is_terminal();
