@@ -265,6 +265,11 @@ fn verify_quote(
         "--nonce",
         nonce,
     ]);
+    report_checks(&out)
+}
+
+/// `nodeimg --json verify`'s exit status and (check, status, detail) lines.
+fn report_checks(out: &std::process::Output) -> (bool, Vec<(String, String, String)>) {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "verify printed no JSON ({e}): {}{}",
@@ -463,20 +468,25 @@ fn tpm2_tools_quotes_of_the_expected_events_verify_and_deviations_are_named() {
 }
 
 /// The `sev` crate's source directory (its test data: a real Milan attestation report and the
-/// VCEK that signed it), from `cargo metadata`.
+/// VCEK that signed it), from `cargo metadata`. The crate is a dependency of this workspace,
+/// so failing to find it is a failure, not a skip; only test data missing from its package is
+/// a (loud) skip.
 fn sev_crate_dir() -> Option<PathBuf> {
-    let out = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
-        .current_dir(repo())
-        .output()
-        .ok()?;
-    let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+    let out = run_tool(
+        Command::new(env!("CARGO"))
+            .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+            .current_dir(repo()),
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("cargo metadata JSON");
     let pkg = v["packages"]
-        .as_array()?
+        .as_array()
+        .expect("cargo metadata packages")
         .iter()
-        .find(|p| p["name"] == "sev")?;
-    let dir = Path::new(pkg["manifest_path"].as_str()?)
-        .parent()?
+        .find(|p| p["name"] == "sev")
+        .expect("the sev crate among the workspace's packages");
+    let dir = Path::new(pkg["manifest_path"].as_str().expect("manifest_path"))
+        .parent()
+        .expect("the sev crate's directory")
         .to_path_buf();
     have_file(
         &dir.join("tests/certs_data/report_milan.hex"),
@@ -536,26 +546,7 @@ fn verify_snp(
         nonce,
     ];
     args.extend_from_slice(extra);
-    let out = run_nodeimg(&args);
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "verify printed no JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    let checks = report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["check"].as_str().unwrap().to_string(),
-                c["status"].as_str().unwrap().to_string(),
-                c["detail"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    (out.status.success(), checks)
+    report_checks(&run_nodeimg(&args))
 }
 
 #[test]
