@@ -121,6 +121,16 @@ const IMAGE_PCRS: [Rule; 6] = [
     image(13, PCR13),
 ];
 
+/// Firmware rows the three clouds share (Constellation's overrides): PCR 2, 3, 6 hold only the
+/// separator, PCR 5 the GPT and boot-manager actions, PCR 14 nothing.
+const CLOUD_SEPARATOR: [Rule; 3] = [
+    known(2, Constant::SeparatorOnly, Policy::Warn, SEPARATOR),
+    known(3, Constant::SeparatorOnly, Policy::Warn, SEPARATOR),
+    known(6, Constant::SeparatorOnly, Policy::Warn, SEPARATOR),
+];
+const CLOUD_GPT: Rule = recorded(5, Policy::Warn, "the GPT and boot-manager actions");
+const CLOUD_SHIM: Rule = known(14, Constant::Zero, Policy::Warn, SHIM);
+
 /// The platforms nodeimg describes.
 pub const ALL: &[Platform] = &[
     Platform {
@@ -147,11 +157,11 @@ pub const ALL: &[Platform] = &[
             IMAGE_PCRS[0], IMAGE_PCRS[1], IMAGE_PCRS[2], IMAGE_PCRS[3], IMAGE_PCRS[4], IMAGE_PCRS[5],
             recorded(0, Policy::Warn, "AWS's UEFI build; changes with AWS firmware rollouts (Constellation PR #3049)"),
             recorded(1, Policy::Exclude, "platform configuration; Constellation's verifier does not select it on AWS"),
-            known(2, Constant::SeparatorOnly, Policy::Warn, SEPARATOR),
-            known(3, Constant::SeparatorOnly, Policy::Warn, SEPARATOR),
-            recorded(5, Policy::Warn, "the GPT and boot-manager actions"),
-            known(6, Constant::SeparatorOnly, Policy::Warn, SEPARATOR),
-            known(14, Constant::Zero, Policy::Warn, SHIM),
+            CLOUD_SEPARATOR[0],
+            CLOUD_SEPARATOR[1],
+            CLOUD_GPT,
+            CLOUD_SEPARATOR[2],
+            CLOUD_SHIM,
         ],
         sources: &[
             "PCR 4, 7 and 12 (SHA-384) equal AWS's nitro-tpm-pcr-compute for unsigned and Secure Boot-signed UKIs (tests/tests/secureboot.rs)",
@@ -168,11 +178,11 @@ pub const ALL: &[Platform] = &[
             IMAGE_PCRS[2], IMAGE_PCRS[3], IMAGE_PCRS[4], IMAGE_PCRS[5],
             recorded(0, Policy::Exclude, "embeds the firmware version string (\"GCE Virtual Firmware v2\"), changed by updates (Constellation PR #1343)"),
             recorded(1, Policy::Warn, "platform configuration; Constellation pins one observed value"),
-            known(2, Constant::SeparatorOnly, Policy::Warn, SEPARATOR),
-            known(3, Constant::SeparatorOnly, Policy::Warn, SEPARATOR),
-            recorded(5, Policy::Warn, "the GPT and boot-manager actions"),
-            known(6, Constant::SeparatorOnly, Policy::Warn, SEPARATOR),
-            known(14, Constant::Zero, Policy::Warn, SHIM),
+            CLOUD_SEPARATOR[0],
+            CLOUD_SEPARATOR[1],
+            CLOUD_GPT,
+            CLOUD_SEPARATOR[2],
+            CLOUD_SHIM,
         ],
         sources: &[
             "firmware PCRs: Constellation's GCP overrides: warn-only 1, 2, 3, 6, 14; 2, 3, 6 = separator only; 14 = zero; PCR 0 excluded",
@@ -188,11 +198,11 @@ pub const ALL: &[Platform] = &[
             IMAGE_PCRS[2], IMAGE_PCRS[3], IMAGE_PCRS[4], IMAGE_PCRS[5],
             recorded(0, Policy::Exclude, "rare but unpredictable firmware changes (Constellation's verifier does not select it)"),
             known(1, Constant::SeparatorOnly, Policy::Warn, SEPARATOR),
-            known(2, Constant::SeparatorOnly, Policy::Warn, SEPARATOR),
-            known(3, Constant::SeparatorOnly, Policy::Warn, SEPARATOR),
-            recorded(5, Policy::Warn, "the GPT and boot-manager actions"),
+            CLOUD_SEPARATOR[0],
+            CLOUD_SEPARATOR[1],
+            CLOUD_GPT,
             recorded(6, Policy::Exclude, "holds the VM's unique ID"),
-            known(14, Constant::Zero, Policy::Warn, SHIM),
+            CLOUD_SHIM,
         ],
         sources: &[
             "firmware PCRs: Constellation's Azure overrides and PCR selection: warn-only 1, 2, 3, 14 (separator only / zero); 0 and 6 not selected",
