@@ -648,45 +648,28 @@ fn signing_errors_name_the_cause_and_write_nothing() {
     let w = Work::new();
     let m = w.arg("manifest.json");
     let out_path = w.arg("never.json");
-    // An expired token: refused before any network call (the URLs lead nowhere).
-    let t = w.write("token", token(IDENTITY, ISSUER, -60).as_bytes());
+    // A bad token is refused before any network call (the URLs lead nowhere).
     let dead = "http://127.0.0.1:9";
-    let out = run_nodeimg(&[
-        "sign",
-        &m,
-        "--keyless",
-        "--identity-token-file",
-        &t,
-        "--fulcio-url",
-        dead,
-        "--rekor-url",
-        dead,
-        "-o",
-        &out_path,
-    ]);
-    assert!(!out.status.success());
-    assert!(text(&out).contains("expired"), "{}", text(&out));
-
-    let t = w.write("garbage", b"not a jwt");
-    let out = run_nodeimg(&[
-        "sign",
-        &m,
-        "--keyless",
-        "--identity-token-file",
-        &t,
-        "--fulcio-url",
-        dead,
-        "--rekor-url",
-        dead,
-        "-o",
-        &out_path,
-    ]);
-    assert!(!out.status.success());
-    assert!(
-        text(&out).contains("not an OIDC identity token"),
-        "{}",
-        text(&out)
-    );
+    let keyless_with = |name: &str, token_text: &[u8], want: &str| {
+        let t = w.write(name, token_text);
+        let out = run_nodeimg(&[
+            "sign",
+            &m,
+            "--keyless",
+            "--identity-token-file",
+            &t,
+            "--fulcio-url",
+            dead,
+            "--rekor-url",
+            dead,
+            "-o",
+            &out_path,
+        ]);
+        assert!(!out.status.success(), "{name}");
+        assert!(text(&out).contains(want), "{name}: {}", text(&out));
+    };
+    keyless_with("token", token(IDENTITY, ISSUER, -60).as_bytes(), "expired");
+    keyless_with("garbage", b"not a jwt", "not an OIDC identity token");
 
     // No token anywhere (no CI credentials in the environment).
     let out = output(
