@@ -641,6 +641,11 @@ fn managed_key_signatures_published_to_rekor_verify_with_the_key() {
         !c.status.success(),
         "cosign accepted another key's log entry"
     );
+    let j = w.sigstore_js(&stack, "swapped.json", &["--key", &public]);
+    assert!(
+        !j.status.success(),
+        "sigstore-js accepted another key's log entry"
+    );
 }
 
 #[test]
