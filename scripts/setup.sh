@@ -59,9 +59,22 @@ fi
 if ! command -v cosign >/dev/null; then
   apt-get install -y -qq --no-install-recommends -t trixie cosign
 fi
+# PyPI tools go into the python3 the tests run. A fresh Debian has no pip (python3-pip brings
+# it) and marks its Python externally managed (PEP 668); these are test tools installed as root
+# into /usr/local, so that marker is overridden for them (older pips ignore the variable).
+pip_install() {
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-pip
+  fi
+  PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install -q "$@"
+}
 # The SEV-SNP oracle.
 if ! python3 -c 'import importlib.metadata as m; assert m.version("sev-snp-measure") == "0.0.13"' 2>/dev/null; then
-  python3 -m pip install -q sev-snp-measure==0.0.13
+  pip_install sev-snp-measure==0.0.13
+fi
+# The SBOM validator: CycloneDX's own library (its JSON schemas, strict) and packageurl-python.
+if ! python3 -c 'import importlib.metadata as m; assert m.version("cyclonedx-python-lib") == "8.9.0"; import jsonschema, packageurl' 2>/dev/null; then
+  pip_install 'cyclonedx-python-lib[json-validation]==8.9.0'
 fi
 # An unprivileged user with subordinate ids, for the rootless tests (nodeimg build as a
 # non-root user; mmdebstrap in unshare mode needs /etc/subuid, /etc/subgid and uidmap).

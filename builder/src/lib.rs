@@ -21,6 +21,7 @@ pub mod pipeline;
 pub mod pkcs11;
 pub mod qemu;
 pub mod rootfs;
+pub mod sbom;
 pub mod secureboot;
 pub mod signing;
 pub mod tool;

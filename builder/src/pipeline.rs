@@ -124,7 +124,27 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
         .open(&disk_path)
         .with_context(|| format!("creating {}", disk_path.display()))?;
     let root_off = disk::lay_out(&[cfg.disk.esp_size, 1], cfg.disk.alignment)?.0[1].offset;
-    let summary = progress.stage("erofs", || make_erofs(cfg, tree, &disk_file, root_off))?;
+    // The SBOM reads the tree (the dpkg database, or every file for its digest) on another core
+    // while the erofs stage writes the root.
+    let (summary, sbom) = std::thread::scope(|s| {
+        let sbom = s.spawn(|| {
+            crate::sbom::generate(
+                tree,
+                &crate::sbom::Image {
+                    name: &cfg.name,
+                    version: &cfg.version,
+                    source_date_epoch: epoch,
+                },
+            )
+        });
+        let summary = progress.stage("erofs", || make_erofs(cfg, tree, &disk_file, root_off));
+        let sbom = sbom
+            .join()
+            .map_err(|_| anyhow::anyhow!("the SBOM thread panicked"))
+            .and_then(|r| r.context("the rootfs SBOM"));
+        (summary, sbom)
+    });
+    let (summary, sbom) = (summary?, sbom?);
     let root = verity::Region {
         file: &disk_file,
         offset: root_off,
@@ -203,6 +223,9 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
     let uki_path = staging.path("uki.efi");
     std::fs::write(&uki_path, &uki_bytes)
         .with_context(|| format!("writing {}", uki_path.display()))?;
+    let sbom_path = staging.path(crate::sbom::FILE);
+    std::fs::write(&sbom_path, &sbom)
+        .with_context(|| format!("writing {}", sbom_path.display()))?;
     let mut m = Manifest {
         schema: manifest::SCHEMA.into(),
         image: manifest::Image {
@@ -210,7 +233,17 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
             version: cfg.version.clone(),
             source_date_epoch: epoch,
         },
-        artifacts: [("uki.efi".to_string(), output::artifact(&uki_path)?)].into(),
+        artifacts: [
+            ("uki.efi".to_string(), output::artifact(&uki_path)?),
+            (
+                crate::sbom::FILE.to_string(),
+                manifest::Artifact {
+                    sha256: output::sha256_hex(&sbom),
+                    size: sbom.len() as u64,
+                },
+            ),
+        ]
+        .into(),
         verity: manifest::Verity {
             root_hash: hex::encode(vinfo.root_hash),
             salt: hex::encode(&vparams.salt),
@@ -309,6 +342,7 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
         ("disk.raw", sha("disk.raw")),
         ("uki.efi", sha("uki.efi")),
         ("manifest.json", &manifest_sha),
+        (crate::sbom::FILE, sha(crate::sbom::FILE)),
     ];
     for f in crate::formats::ALL {
         if m.artifacts.contains_key(f.file_name()) {

@@ -260,3 +260,64 @@ pub fn unprivileged_user() -> Option<(u32, u32, PathBuf)> {
         }
     }
 }
+
+/// `true` if python3 can import every module in `modules`; otherwise a loud SKIP naming them
+/// (or a failure under `NODEIMG_REQUIRE_TOOLS=1`).
+pub fn have_python_modules(modules: &[&str]) -> bool {
+    let ok = Command::new("python3")
+        .arg("-c")
+        .arg(format!("import {}", modules.join(", ")))
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        skip_or_fail(
+            "NODEIMG_REQUIRE_TOOLS",
+            &format!("python3 modules {modules:?} are missing (scripts/setup.sh installs them)"),
+        );
+    }
+    ok
+}
+
+/// Validates `sbom` with CycloneDX's own library (`tests/sbom/check.py`) and returns what it
+/// lists, one tab-separated line per component (see the script); panics if it does not validate.
+pub fn sbom_components(sbom: &Path) -> Vec<String> {
+    let out = run_tool(
+        Command::new("python3")
+            .arg(repo().join("tests/sbom/check.py"))
+            .arg(sbom),
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// What `dpkg-query -W` lists as installed (`ii`) in the dpkg database `admindir`, in the
+/// first six columns of [`sbom_components`]: `pkg NAME VERSION ARCH SOURCE SOURCE_VERSION`.
+pub fn dpkg_installed(admindir: &Path) -> Vec<String> {
+    let out = run_tool(Command::new("dpkg-query").arg(format!("--admindir={}", admindir.display())).args([
+        "-W",
+        "-f",
+        "${db:Status-Abbrev}\t${Package}\t${Version}\t${Architecture}\t${source:Package}\t${source:Version}\n",
+    ]));
+    let mut v: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("ii \t"))
+        .map(|l| format!("pkg\t{l}"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The first six columns of the package lines of [`sbom_components`], sorted.
+pub fn sbom_packages(components: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = components
+        .iter()
+        .filter(|l| l.starts_with("pkg\t"))
+        .map(|l| l.split('\t').take(6).collect::<Vec<_>>().join("\t"))
+        .collect();
+    v.sort();
+    v
+}

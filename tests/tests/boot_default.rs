@@ -91,7 +91,13 @@ fn boot_default_image_is_reproducible_and_reaches_multi_user() {
         String::from_utf8_lossy(&r.stderr).into_owned()
     };
     let same = |x: &Path, y: &Path, what: &str| {
-        for f in ["disk.raw", "uki.efi", "manifest.json", "SHA256SUMS"] {
+        for f in [
+            "disk.raw",
+            "uki.efi",
+            "manifest.json",
+            "sbom.cdx.json",
+            "SHA256SUMS",
+        ] {
             assert!(
                 std::fs::read(x.join(f)).unwrap() == std::fs::read(y.join(f)).unwrap(),
                 "default image: {f} differs between {what}"
@@ -112,6 +118,7 @@ fn boot_default_image_is_reproducible_and_reaches_multi_user() {
         "warm cache not used:\n{log}"
     );
     same(&a, &warm, "the cold- and the warm-cache build");
+    sbom_lists_what_dpkg_query_lists(&a, d.path());
     // A truncated cached .deb is detected and fetched again (the rootfs entries dropped so
     // mmdebstrap runs on the package cache).
     let debs = root_cache.join("nodeimg/debs");
@@ -280,3 +287,51 @@ echo x > /etc/nodeimg-probe && echo y > /var/nodeimg-probe && [ "$(cat /etc/node
 y" ] && echo NODEIMG-PROBE-WRITE-OK
 echo NODEIMG-PROBE-DONE
 "#;
+
+/// The SBOM of the default image (a real Debian rootfs) validates and lists exactly the
+/// packages `dpkg-query -W` lists in the root filesystem the disk holds (extracted with
+/// fsck.erofs).
+fn sbom_lists_what_dpkg_query_lists(out: &Path, tmp: &Path) {
+    if !have_tool("fsck.erofs")
+        || !have_tool("dpkg-query")
+        || !have_python_modules(&["cyclonedx", "packageurl", "jsonschema"])
+    {
+        return;
+    }
+    let m = manifest(out);
+    let p = m["disk"]["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "root-x86-64")
+        .expect("root partition");
+    let img = tmp.join("root.erofs");
+    extract(
+        &out.join("disk.raw"),
+        p["offset"].as_u64().unwrap(),
+        p["size"].as_u64().unwrap(),
+        &img,
+    );
+    let x = tmp.join("root-extracted");
+    run_tool(
+        Command::new("fsck.erofs")
+            .arg(format!("--extract={}", x.display()))
+            .arg(&img),
+    );
+    let expected = dpkg_installed(&x.join("var/lib/dpkg"));
+    assert!(expected.len() > 100, "dpkg-query: {expected:?}");
+    let components = sbom_components(&out.join("sbom.cdx.json"));
+    assert_eq!(sbom_packages(&components), expected);
+    // Debian's own packages carry DEP-5 copyright files: most have licenses.
+    let licensed = components
+        .iter()
+        .filter(|l| l.split('\t').nth(7).is_some_and(|x| !x.is_empty()))
+        .count();
+    assert!(
+        licensed * 2 > components.len(),
+        "{licensed} of {}",
+        components.len()
+    );
+    std::fs::remove_dir_all(&x).unwrap();
+    std::fs::remove_file(&img).unwrap();
+}

@@ -43,7 +43,13 @@ fn outputs_and_sums_are_consistent() {
     sorted.sort();
     assert_eq!(
         sorted,
-        ["SHA256SUMS", "disk.raw", "manifest.json", "uki.efi"],
+        [
+            "SHA256SUMS",
+            "disk.raw",
+            "manifest.json",
+            "sbom.cdx.json",
+            "uki.efi"
+        ],
         "no staging leftovers"
     );
     let r = run_tool(
@@ -52,7 +58,7 @@ fn outputs_and_sums_are_consistent() {
             .arg("SHA256SUMS")
             .current_dir(out),
     );
-    assert!(String::from_utf8_lossy(&r.stdout).matches(": OK").count() == 3);
+    assert!(String::from_utf8_lossy(&r.stdout).matches(": OK").count() == 4);
     let m = manifest(out);
     assert_eq!(m["schema"], "nodeimg.manifest/v1");
     assert!(m["kernel"]["cmdline"]

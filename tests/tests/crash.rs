@@ -7,7 +7,13 @@ use std::time::{Duration, Instant};
 
 use nodeimg_tests::*;
 
-const FINAL: [&str; 4] = ["disk.raw", "uki.efi", "manifest.json", "SHA256SUMS"];
+const FINAL: [&str; 5] = [
+    "disk.raw",
+    "uki.efi",
+    "manifest.json",
+    "sbom.cdx.json",
+    "SHA256SUMS",
+];
 
 /// Every file under a final name is complete: builds are reproducible, so it must equal the
 /// same file of an uninterrupted build (`reference`). Names are renamed into place one by one,

@@ -6,7 +6,13 @@ use std::process::Command;
 
 use nodeimg_tests::*;
 
-const OUTPUTS: [&str; 4] = ["disk.raw", "uki.efi", "manifest.json", "SHA256SUMS"];
+const OUTPUTS: [&str; 5] = [
+    "disk.raw",
+    "uki.efi",
+    "manifest.json",
+    "sbom.cdx.json",
+    "SHA256SUMS",
+];
 
 /// Builds with a given environment; `as_nobody` runs nodeimg as uid/gid 65534 via setpriv.
 fn build_in(

@@ -42,6 +42,7 @@ pub const OUTPUTS: &[&str] = &[
     "disk.vhd",
     "disk.tar.gz",
     "disk.vmdk",
+    "sbom.cdx.json",
     "uki.efi",
     "manifest.json",
     "manifest.sigstore.json",
