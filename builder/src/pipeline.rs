@@ -318,7 +318,7 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
         let (sha256, size) = progress.stage(format.name(), || {
             format.write(
                 &staging.path("disk.raw"),
-                &raw_sha,
+                Some(&raw_sha),
                 epoch,
                 &staging.path(format.file_name()),
             )

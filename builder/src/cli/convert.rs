@@ -44,20 +44,17 @@ pub fn run(a: Args, g: Globals) -> Result<ExitCode> {
         })
         .transpose()?
         .unwrap_or(0);
-    // Only the VHD's unique id and the VMDK's CID are derived from the disk's digest.
-    let raw_sha = match a.format {
-        Format::Vhd | Format::Vmdk => crate::signing::sha256_file(&a.disk)?,
-        Format::Qcow2 | Format::Gce => [0u8; 32],
-    };
     let dir = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."));
+    // Mode 0666 less the umask, as for any new file (not the temporary file's 0600).
     let tmp = tempfile::Builder::new()
         .prefix(".nodeimg-convert-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .tempfile_in(dir)
         .with_context(|| format!("a temporary file in {}", dir.display()))?;
-    let (sha, size) = a.format.write(&a.disk, &raw_sha, epoch, tmp.path())?;
+    let (sha, size) = a.format.write(&a.disk, None, epoch, tmp.path())?;
     tmp.persist_noclobber(&out)
         .map_err(|e| anyhow::anyhow!("moving the output to {}: {}", out.display(), e.error))?;
     if g.json {
