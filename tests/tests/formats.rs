@@ -213,12 +213,26 @@ fn every_format_is_read_back_by_qemu_img_and_is_signed_and_reproducible() {
     // overwrite.
     for (name, file) in FORMATS {
         let to = d.path().join(format!("converted-{file}"));
-        let o = Command::new(nodeimg())
-            .args(["convert", &s(&raw), "--format", name, "-o", &s(&to)])
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "umask 022; exec {} convert {} --format {name} -o {}",
+                nodeimg().display(),
+                s(&raw),
+                s(&to)
+            ))
             .env("SOURCE_DATE_EPOCH", "1700000000")
             .output()
             .unwrap();
         assert_ok(&o, &format!("convert --format {name}"));
+        // A new file's mode (0666 less the umask), not a temporary file's 0600.
+        let mode =
+            std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&to).unwrap().permissions());
+        assert_eq!(
+            mode & 0o777,
+            0o644,
+            "convert --format {name}: mode {mode:o}"
+        );
         assert_eq!(
             std::fs::read(&to).unwrap(),
             std::fs::read(out.join(file)).unwrap(),
