@@ -20,7 +20,7 @@ use anyhow::{ensure, Context, Result};
 pub mod fat32;
 mod read;
 
-pub use read::{list, read_file, Item, Listing, Window};
+pub use read::{list, list_names, read_file, Item, Listing, Window};
 
 use fat32::{DosTime, Geometry, Volume};
 

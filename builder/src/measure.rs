@@ -62,10 +62,12 @@ pub fn predict_uki(
     uki: &[u8],
     banks: &[image_config::Bank],
     sb: &pcr::SecureBoot,
+    gpt: Option<Vec<u8>>,
 ) -> Result<Prediction> {
     let opts = Options {
         banks: banks.iter().map(|&b| bank(b)).collect(),
         secure_boot: sb.clone(),
+        gpt,
         ..Options::default()
     };
     predict_with(uki, &opts)
@@ -129,14 +131,15 @@ pub fn manifest_event(e: &pcr::Event) -> manifest::Event {
 }
 
 /// Fills `pcrs`, `pcr11_phases`, `events` and `secure_boot` of `m` (and checks
-/// `stub.version`) for `uki`.
+/// `stub.version`) for `uki` on a disk whose measured GPT is `gpt`.
 pub fn fill_manifest(
     m: &mut Manifest,
     uki: &[u8],
+    gpt: Vec<u8>,
     banks: &[image_config::Bank],
     sb: &pcr::SecureBoot,
 ) -> Result<()> {
-    let p = predict_uki(uki, banks, sb)?;
+    let p = predict_uki(uki, banks, sb, Some(gpt))?;
     m.secure_boot = Some(p.secure_boot.clone());
     if !m.stub.version.is_empty() && m.stub.version != p.stub.version {
         anyhow::bail!(
@@ -273,15 +276,26 @@ pub fn read_uki(path: &Path) -> Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// Reads `\EFI\BOOT\BOOTX64.EFI` from the ESP of the GPT disk image at `path`, for a PCR
-/// prediction: refused when the ESP also holds files systemd-stub would measure (see
+/// What a PCR prediction needs from a disk image.
+#[derive(Debug)]
+pub struct DiskBoot {
+    /// `\EFI\BOOT\BOOTX64.EFI` from the ESP.
+    pub uki: Vec<u8>,
+    /// The `UEFI_GPT_DATA` the firmware measures into PCR 5.
+    pub gpt: Vec<u8>,
+}
+
+/// Reads `\EFI\BOOT\BOOTX64.EFI` from the ESP of the GPT disk image at `path`, and the GPT,
+/// for a PCR prediction: refused when the ESP also holds files systemd-stub would measure (see
 /// [`stub_measured_extras`]), since the prediction covers the UKI alone.
-pub fn uki_from_disk(path: &Path) -> Result<Vec<u8>> {
+pub fn uki_from_disk(path: &Path) -> Result<DiskBoot> {
     let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let parts =
-        disk::read(&mut f).with_context(|| format!("reading the GPT of {}", path.display()))?;
+    let table = disk::read_table(&mut f)
+        .with_context(|| format!("reading the GPT of {}", path.display()))?;
+    let parts = table.partitions;
     let esp_part = esp_partition(&parts)?;
-    let listing = esp::list(esp::Window::new(&f, esp_part.offset, esp_part.size))
+    // Names only: the UKI's bytes are read once, below.
+    let listing = esp::list_names(esp::Window::new(&f, esp_part.offset, esp_part.size))
         .with_context(|| format!("listing the ESP of {}", path.display()))?;
     let extras = stub_measured_extras(&listing);
     anyhow::ensure!(
@@ -293,8 +307,12 @@ pub fn uki_from_disk(path: &Path) -> Result<Vec<u8>> {
         path.display(),
         extras.join(", ")
     );
-    uki_from_disk_file(&f, &parts)
-        .with_context(|| format!("reading the UKI from {}", path.display()))
+    let uki = uki_from_disk_file(&f, &parts)
+        .with_context(|| format!("reading the UKI from {}", path.display()))?;
+    Ok(DiskBoot {
+        uki,
+        gpt: table.measured,
+    })
 }
 
 /// ESP files systemd-stub picks up beside a UKI booted as `\EFI\BOOT\BOOTX64.EFI` and measures:

@@ -297,7 +297,10 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
         },
     };
     progress.stage("measure", || {
-        crate::measure::fill_manifest(&mut m, &uki_bytes, &cfg.measurements.banks, &sb_state)
+        let gpt = crate::disk::read_table(&disk_file)
+            .context("reading back the GPT of disk.raw")?
+            .measured;
+        crate::measure::fill_manifest(&mut m, &uki_bytes, gpt, &cfg.measurements.banks, &sb_state)
     })?;
     let recorded = crate::measure::read_recorded(&cfg.measurements.platform_values)?;
     m.platforms = m

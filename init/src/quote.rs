@@ -21,7 +21,7 @@ pub const REQUEST_MAGIC: &[u8; 16] = b"NODEIMG-QUOTE-RQ";
 pub const LINE: &str = "NODEIMG-QUOTE ";
 pub const ERROR_LINE: &str = "NODEIMG-QUOTE-ERROR ";
 /// The quoted PCRs (those the manifest pins), in both banks.
-pub const PCRS: [u32; 6] = [4, 7, 9, 11, 12, 13];
+pub const PCRS: [u32; 7] = [4, 5, 7, 9, 11, 12, 13];
 /// TPM2B_DATA holds at most 64 bytes of qualifying data (sizeof TPMT_HA).
 pub const NONCE_MAX: usize = 64;
 

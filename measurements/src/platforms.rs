@@ -109,6 +109,8 @@ const PCR9: &str = "the stub's LoadOptions and the kernel's initrd measurement";
 const PCR11: &str = "the UKI's sections as systemd-stub measures them";
 const PCR12: &str = "credentials, addons and the command line the stub measures (none: zero)";
 const PCR13: &str = "system extensions the stub measures (none: zero)";
+const PCR5: &str =
+    "the separator, the disk's GPT (header and used entries) and the two ExitBootServices actions";
 const SEPARATOR: &str = "only the EV_SEPARATOR on this firmware";
 const SHIM: &str = "shim/MOK measurements; no shim in the boot chain: never extended";
 
@@ -128,7 +130,11 @@ const CLOUD_SEPARATOR: [Rule; 3] = [
     known(3, Constant::SeparatorOnly, Policy::Warn, SEPARATOR),
     known(6, Constant::SeparatorOnly, Policy::Warn, SEPARATOR),
 ];
-const CLOUD_GPT: Rule = recorded(5, Policy::Warn, "the GPT and boot-manager actions");
+const CLOUD_GPT: Rule = recorded(
+    5,
+    Policy::Warn,
+    "the GPT and ExitBootServices actions; predicted for OVMF (pcrs.5), not yet observed on this cloud's firmware",
+);
 const CLOUD_SHIM: Rule = known(14, Constant::Zero, Policy::Warn, SHIM);
 
 /// The platforms nodeimg describes.
@@ -142,7 +148,7 @@ pub const ALL: &[Platform] = &[
             recorded(1, Policy::Warn, "platform configuration, SMBIOS, boot variables"),
             recorded(2, Policy::Warn, "option ROMs"),
             recorded(3, Policy::Warn, "option ROM configuration"),
-            recorded(5, Policy::Warn, "the GPT and boot-manager actions (predictable from the disk; not yet predicted)"),
+            image(5, PCR5),
             recorded(6, Policy::Warn, "platform-specific events"),
             known(14, Constant::Zero, Policy::Enforce, SHIM),
         ],

@@ -1,6 +1,6 @@
 //! Tier 3, attested boots: the fixture image built with each Debian systemd-stub (252, 254,
 //! 257) boots under QEMU (TCG) + OVMF + swtpm, and `nodeimg boot --tpm --manifest` finds every
-//! PCR 4, 7, 9, 11, 12 and 13 equal to the manifest in both the SHA-256 and the SHA-384 bank. A
+//! PCR 4, 5, 7, 9, 11, 12 and 13 equal to the manifest in both the SHA-256 and the SHA-384 bank. A
 //! manifest made for another command line must fail, naming PCR 11, PCR 9 and the `.cmdline`
 //! event. Boots run one at a time (each ~10–20 s under TCG) under `nodeimg boot --timeout`.
 
@@ -96,7 +96,7 @@ fn boot_matches_manifest(version: u32) {
         .collect();
     let mut want = Vec::new();
     for bank in ["sha256", "sha384"] {
-        for pcr in [4, 7, 9, 11, 12, 13] {
+        for pcr in [4, 5, 7, 9, 11, 12, 13] {
             want.push((bank.to_string(), pcr, true));
         }
     }

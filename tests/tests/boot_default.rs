@@ -166,7 +166,7 @@ fn boot_default_image_is_reproducible_and_reaches_multi_user() {
         m["inputs"]["rootfs"]["packages"]["systemd"].is_string(),
         "package versions recorded"
     );
-    // With swtpm: every manifest PCR (4, 7, 9, 11, 12, 13 in both banks) must equal what the
+    // With swtpm: every manifest PCR (4, 5, 7, 9, 11, 12, 13 in both banks) must equal what the
     // guest reads, and the image must still reach multi-user.target.
     let manifest_path = a.join("manifest.json");
     let (ok, console) = boot_expect_with(

@@ -1,6 +1,6 @@
 //! Tier 3, Secure Boot enforcing: images built with `[secure-boot]` (stubs 252, 254, 257 and
 //! the default image) boot under OVMF's Secure Boot build with `nodeimg keygen --secure-boot`'s
-//! VARS and swtpm; the kernel reports "Secure boot enabled" and PCR 4, 7, 9, 11, 12, 13 equal
+//! VARS and swtpm; the kernel reports "Secure boot enabled" and PCR 4, 5, 7, 9, 11, 12, 13 equal
 //! the manifest in both banks. The firmware refuses an unsigned UKI, a UKI signed by a key not
 //! in db, and a signed UKI with one byte flipped ("Access Denied"), and `nodeimg boot` fails at
 //! once, naming the refusal.
@@ -99,7 +99,7 @@ fn enforcing_boot_matches_manifest(out: &Path, keys: &Path, expect_multi_user: b
             .keys()
             .map(String::as_str)
             .collect();
-        assert_eq!(pcrs, ["11", "12", "13", "4", "7", "9"], "{bank}");
+        assert_eq!(pcrs, ["11", "12", "13", "4", "5", "7", "9"], "{bank}");
     }
     let (o, report) = boot(
         &out.join("disk.raw"),
@@ -124,7 +124,7 @@ fn enforcing_boot_matches_manifest(out: &Path, keys: &Path, expect_multi_user: b
         .collect();
     let mut want = Vec::new();
     for bank in ["sha256", "sha384"] {
-        for pcr in [4, 7, 9, 11, 12, 13] {
+        for pcr in [4, 5, 7, 9, 11, 12, 13] {
             want.push((bank.to_string(), pcr, true));
         }
     }

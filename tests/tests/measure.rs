@@ -231,12 +231,52 @@ fn measure_uki_and_disk_print_the_manifest_fields() {
         let o = run_nodeimg(&args);
         assert_ok(&o, "nodeimg measure");
         let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+        // A UKI alone has no GPT: everything but PCR 5; the disk gives all of it.
+        let mut want = m.clone();
+        if args[1] == "uki" {
+            for bank in ["sha256", "sha384"] {
+                want["pcrs"][bank].as_object_mut().unwrap().remove("5");
+            }
+            want["events"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|e| e["pcr"] != 5);
+        }
         for key in ["pcrs", "pcr11_phases", "events"] {
-            assert_eq!(j[key], m[key], "{key} ({})", args[1]);
+            assert_eq!(j[key], want[key], "{key} ({})", args[1]);
         }
         assert_eq!(j["stub"]["version"], m["stub"]["version"]);
-        assert_eq!(j["pcrs"]["sha256"].as_object().unwrap().len(), 6);
+        let n = if args[1] == "uki" { 6 } else { 7 };
+        assert_eq!(j["pcrs"]["sha256"].as_object().unwrap().len(), n);
     }
+    // PCR 5's GPT event: LBA 1's first 92 bytes, the count of used entries, each used entry, as
+    // read here from disk.raw.
+    let raw = std::fs::read(&disk).unwrap();
+    let le32 = |at: usize| u32::from_le_bytes(raw[at..at + 4].try_into().unwrap()) as usize;
+    let (array_lba, count, size) = (le32(512 + 72), le32(512 + 80), le32(512 + 84));
+    let used: Vec<&[u8]> = raw[array_lba * 512..array_lba * 512 + count * size]
+        .chunks(size)
+        .filter(|e| e[..16] != [0; 16])
+        .collect();
+    let mut data = raw[512..512 + 92].to_vec();
+    data.extend((used.len() as u64).to_le_bytes());
+    for e in &used {
+        data.extend_from_slice(e);
+    }
+    let gpt_event = m["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "EV_EFI_GPT_EVENT")
+        .expect("a GPT event");
+    assert_eq!(gpt_event["pcr"], 5);
+    assert_eq!(
+        gpt_event["digests"]["sha256"],
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data)).as_str()
+    );
+    let o = run_nodeimg(&["measure", "uki", uki.to_str().unwrap(), "--pcr", "5"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("measure disk"));
     let o = run_nodeimg(&[
         "measure",
         "disk",
@@ -246,7 +286,7 @@ fn measure_uki_and_disk_print_the_manifest_fields() {
     ]);
     assert_ok(&o, "nodeimg measure --format constellation");
     let c: Value = serde_json::from_slice(&o.stdout).unwrap();
-    for pcr in ["4", "7", "9", "11", "12", "13"] {
+    for pcr in ["4", "5", "7", "9", "11", "12", "13"] {
         assert_eq!(c["measurements"][pcr]["expected"], m["pcrs"]["sha256"][pcr]);
         assert_eq!(c["measurements"][pcr]["warnOnly"], false);
     }

@@ -220,6 +220,7 @@ fn gpt_differences() {
             part(1, TYPE_ESP, 1, 1 << 20),
             part(2, TYPE_ROOT_X86_64, 2, 2 << 20),
         ],
+        measured: Vec::new(),
     };
     let mut b = a.clone();
     assert_eq!(

@@ -49,6 +49,9 @@ pub struct GptTable {
     pub backup_lba: u64,
     /// Used entries in table order.
     pub partitions: Vec<PartInfo>,
+    /// The `UEFI_GPT_DATA` firmware measures into PCR 5 (header, count, used entries).
+    #[serde(skip)]
+    pub measured: Vec<u8>,
 }
 
 fn ser_guid<S: Serializer>(g: &[u8; 16], s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -121,6 +124,7 @@ pub fn read_table(mut r: impl Read + Seek) -> Result<GptTable> {
         .filter(|(_, e)| e[..16].iter().any(|&b| b != 0))
         .map(|(i, e)| entry(i as u32 + 1, e))
         .collect::<Result<_>>()?;
+    let measured = measurements::pcr::gpt_event_data(&h, &array)?;
     let disk_lbas = r.seek(SeekFrom::End(0)).context("sizing the disk")? / LBA;
     let table = GptTable {
         disk_guid: guid_at(&h, 56),
@@ -128,6 +132,7 @@ pub fn read_table(mut r: impl Read + Seek) -> Result<GptTable> {
         last_usable_lba: le64(&h, 48),
         backup_lba: le64(&h, 32),
         partitions,
+        measured,
     };
     check_bounds(&table, disk_lbas)?;
     Ok(table)

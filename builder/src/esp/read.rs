@@ -196,7 +196,9 @@ fn copy_claimed(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
     Dir,
-    File { len: u64, sha256: [u8; 32] },
+    /// A file: its length, and its SHA-256 when the listing hashes ([`list`], not
+    /// [`list_names`]).
+    File { len: u64, sha256: Option<[u8; 32]> },
 }
 
 /// What a FAT image holds: volume id, label, and every directory and file by `/`-separated
@@ -210,6 +212,15 @@ pub struct Listing {
 
 /// Lists and hashes everything in the FAT image `img`, within the bounds of this module.
 pub fn list<R: Read + Seek>(img: R) -> Result<Listing> {
+    walk(img, true)
+}
+
+/// Lists everything in the FAT image `img` without reading file contents.
+pub fn list_names<R: Read + Seek>(img: R) -> Result<Listing> {
+    walk(img, false)
+}
+
+fn walk<R: Read + Seek>(img: R, hash: bool) -> Result<Listing> {
     let (fs, size) = mount(img)?;
     let mut items = BTreeMap::new();
     let mut todo = vec![(String::new(), fs.root_dir(), 0)];
@@ -230,9 +241,13 @@ pub fn list<R: Read + Seek>(img: R) -> Result<Listing> {
                 todo.push((format!("{path}/"), e.to_dir(), depth + 1));
                 items.insert(path, Item::Dir);
             } else {
-                let mut h = Sha256::new();
-                copy_claimed(e.to_file(), e.len(), size, &format!("/{path}"), &mut h)?;
-                let sha256 = h.finalize().into();
+                let sha256 = if hash {
+                    let mut h = Sha256::new();
+                    copy_claimed(e.to_file(), e.len(), size, &format!("/{path}"), &mut h)?;
+                    Some(h.finalize().into())
+                } else {
+                    None
+                };
                 items.insert(
                     path,
                     Item::File {

@@ -565,13 +565,33 @@ fn manifest_banks(manifest: &Value) -> Vec<image_config::Bank> {
 /// `pcr11_phases` and `events` keys — what `nodeimg measure disk --json` prints — in the
 /// banks the signed manifest uses.
 fn measure_image(image: &Path, manifest: &Value) -> Result<Value> {
-    let uki = crate::measure::uki_from_disk(image)?;
+    let disk = crate::measure::uki_from_disk(image)?;
     let sb: Option<measurements::manifest::SecureBoot> = match manifest.get("secure_boot") {
         Some(v) => Some(serde_json::from_value(v.clone()).context("manifest secure_boot")?),
         None => None,
     };
     let sb = crate::measure::secure_boot_of(sb.as_ref())?;
-    let p = crate::measure::predict_uki(&uki, &manifest_banks(manifest), &sb)?;
+    // The PCRs the signed manifest lists (a manifest of an older nodeimg has no PCR 5): the
+    // signature covers exactly those, and the image must reproduce each.
+    let pcrs: Vec<u32> = manifest
+        .get("pcrs")
+        .and_then(Value::as_object)
+        .and_then(|banks| banks.values().next())
+        .and_then(Value::as_object)
+        .map(|v| v.keys().filter_map(|k| k.parse().ok()).collect())
+        .filter(|v: &Vec<u32>| !v.is_empty())
+        .unwrap_or_else(|| measurements::pcr::PREDICTED_PCRS.to_vec());
+    let opts = measurements::pcr::Options {
+        banks: manifest_banks(manifest)
+            .into_iter()
+            .map(crate::measure::bank)
+            .collect(),
+        secure_boot: sb,
+        gpt: Some(disk.gpt),
+        pcrs,
+        ..Default::default()
+    };
+    let p = crate::measure::predict_with(&disk.uki, &opts)?;
     Ok(serde_json::to_value(&p)?)
 }
 

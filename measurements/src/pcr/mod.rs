@@ -13,6 +13,7 @@ use sha2::{Digest as _, Sha256, Sha384};
 
 mod cpio;
 mod firmware;
+mod gpt;
 mod hashing;
 mod phases;
 mod predict;
@@ -20,14 +21,17 @@ mod stub;
 
 pub use cpio::pack_literal as cpio_literal;
 pub use firmware::FirmwareProfile;
+pub use gpt::{
+    gpt_event_data, GptError, EXIT_BOOT_SERVICES_INVOCATION, EXIT_BOOT_SERVICES_SUCCESS,
+};
 pub use phases::{pcr11_from_contents, phase_values, PhasePath, DEFAULT_PHASE_PATHS};
 pub use predict::{
     predict, Options, PredictError, Prediction, SecureBoot, StubInfo, INITRD_TAG, LOAD_OPTIONS_TAG,
 };
 pub use stub::{mangle_cmdline, StubFamily};
 
-/// The PCRs a prediction covers.
-pub const PREDICTED_PCRS: [u32; 6] = [4, 7, 9, 11, 12, 13];
+/// The PCRs a prediction covers (5 only when the disk's GPT is given: [`Options::gpt`]).
+pub const PREDICTED_PCRS: [u32; 7] = [4, 5, 7, 9, 11, 12, 13];
 
 /// A TPM PCR bank (hash algorithm).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -228,6 +232,8 @@ impl EventType {
     pub const EFI_BOOT_SERVICES_APPLICATION: EventType = EventType(0x8000_0003);
     /// `EV_EFI_ACTION`.
     pub const EFI_ACTION: EventType = EventType(0x8000_0007);
+    /// `EV_EFI_GPT_EVENT`.
+    pub const EFI_GPT_EVENT: EventType = EventType(0x8000_0006);
     /// `EV_EFI_VARIABLE_DRIVER_CONFIG`.
     pub const EFI_VARIABLE_DRIVER_CONFIG: EventType = EventType(0x8000_0001);
     /// `EV_EFI_VARIABLE_AUTHORITY`.

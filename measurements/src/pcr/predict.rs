@@ -113,6 +113,8 @@ pub struct Options {
     pub pcrs: Vec<u32>,
     /// The Secure Boot state and enrolled keys (PCR 7; with Secure Boot on also PCR 4).
     pub secure_boot: SecureBoot,
+    /// The disk's `UEFI_GPT_DATA` ([`super::gpt_event_data`]): PCR 5 is predicted only with it.
+    pub gpt: Option<Vec<u8>>,
 }
 
 /// What the firmware enforces and has enrolled.
@@ -133,6 +135,7 @@ impl Default for Options {
             phase_paths: DEFAULT_PHASE_PATHS.iter().map(|s| s.to_string()).collect(),
             pcrs: PREDICTED_PCRS.to_vec(),
             secure_boot: SecureBoot::default(),
+            gpt: None,
         }
     }
 }
@@ -222,6 +225,17 @@ impl<'a> Plan<'a> {
 
 /// Predicts the measurements of booting `uki` as `\EFI\BOOT\BOOTX64.EFI` with Secure Boot off.
 pub fn predict(uki: &[u8], opts: &Options) -> Result<Prediction, PredictError> {
+    // Without the disk's GPT, PCR 5 is not predicted.
+    let without_pcr5;
+    let opts = if opts.gpt.is_none() && opts.pcrs.contains(&5) {
+        without_pcr5 = Options {
+            pcrs: opts.pcrs.iter().copied().filter(|&p| p != 5).collect(),
+            ..opts.clone()
+        };
+        &without_pcr5
+    } else {
+        opts
+    };
     let pe = Pe::parse(uki).map_err(PredictError::Uki)?;
     let stub = stub_info(&pe)?;
     refuse_unsupported(&pe, stub.family)?;
@@ -343,6 +357,24 @@ fn plan<'a>(
         let chunks = vec![borrowed(e.data)];
         plan.event(4, e.event_type, e.description.into(), chunks);
     }
+    // PCR 5: the separator at ReadyToBoot, the GPT when the disk is first read.
+    plan.event(
+        5,
+        EventType::SEPARATOR,
+        "separator".into(),
+        vec![borrowed(&super::firmware::SEPARATOR)],
+    );
+    if let Some(gpt) = &opts.gpt {
+        let used = gpt
+            .get(92..100)
+            .map_or(0, |c| u64::from_le_bytes(c.try_into().unwrap_or_default()));
+        plan.event(
+            5,
+            EventType::EFI_GPT_EVENT,
+            format!("GPT: header and {used} used partition entries"),
+            vec![owned(gpt.clone())],
+        );
+    }
     if let Some(entry) = authority {
         let e = pcr7::authority_event(entry, "the UKI");
         plan.event(7, e.event_type, e.description, vec![owned(e.data)]);
@@ -361,6 +393,18 @@ fn plan<'a>(
         push_app(&mut plan, kernel_auth, started);
     }
     let cmdline = pcr9_events(&mut plan, pe, family, &sections)?;
+    // PCR 5: the kernel's EFI stub leaves boot services.
+    for action in [
+        super::EXIT_BOOT_SERVICES_INVOCATION,
+        super::EXIT_BOOT_SERVICES_SUCCESS,
+    ] {
+        plan.event(
+            5,
+            EventType::EFI_ACTION,
+            action.into(),
+            vec![borrowed(action.as_bytes())],
+        );
+    }
     Ok((plan, cmdline))
 }
 

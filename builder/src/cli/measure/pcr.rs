@@ -28,9 +28,11 @@ pub struct Common {
     /// SHA-384 PCR 4, 7, 12).
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = Format::Manifest)]
     pub format: Format,
-    /// PCRs to predict (comma-separated, of 4, 7, 9, 11, 12, 13): only their events are hashed
-    /// and reported (`--pcr 11` is the work `systemd-measure calculate` does).
-    #[arg(long = "pcr", value_name = "PCRS", value_delimiter = ',', default_value = "4,7,9,11,12,13", value_parser = parse_pcr)]
+    /// PCRs to predict (comma-separated, of 4, 5, 7, 9, 11, 12, 13): only their events are
+    /// hashed and reported (`--pcr 11` is the work `systemd-measure calculate` does). PCR 5 (the
+    /// GPT and ExitBootServices) only for `measure disk` [default: all of them; `measure uki`
+    /// leaves out 5].
+    #[arg(long = "pcr", value_name = "PCRS", value_delimiter = ',', value_parser = parse_pcr)]
     pub pcrs: Vec<u32>,
     /// Predict with Secure Boot enforcing and the keys of a `nodeimg keygen --secure-boot`
     /// directory enrolled (its PK.esl, KEK.esl, db.esl, dbx.esl). The UKI must be signed by
@@ -74,7 +76,7 @@ fn parse_pcr(s: &str) -> Result<u32, String> {
     match s.trim().parse::<u32>() {
         Ok(n) if PREDICTED_PCRS.contains(&n) => Ok(n),
         _ => Err(format!(
-            "PCR {s:?} is not one nodeimg predicts (4, 7, 9, 11, 12, 13)"
+            "PCR {s:?} is not one nodeimg predicts (4, 5, 7, 9, 11, 12, 13)"
         )),
     }
 }
@@ -126,15 +128,27 @@ pub fn run_uki(a: UkiArgs, g: Globals) -> Result<ExitCode> {
         bytes = uki.len(),
         "read the UKI"
     );
-    report(&uki, &a.uki, &a.common, g)
+    if a.common.pcrs.contains(&5) {
+        anyhow::bail!(
+            "--pcr 5: PCR 5 measures the disk's GPT, which a UKI alone does not have; use \
+             `nodeimg measure disk DISK --pcr 5`"
+        );
+    }
+    report(&uki, None, &a.uki, &a.common, g)
 }
 
 pub fn run_disk(a: DiskArgs, g: Globals) -> Result<ExitCode> {
-    let uki = measure::uki_from_disk(&a.disk)?;
-    report(&uki, &a.disk, &a.common, g)
+    let disk = measure::uki_from_disk(&a.disk)?;
+    report(&disk.uki, Some(disk.gpt), &a.disk, &a.common, g)
 }
 
-fn report(uki: &[u8], source: &Path, c: &Common, g: Globals) -> Result<ExitCode> {
+fn report(
+    uki: &[u8],
+    gpt: Option<Vec<u8>>,
+    source: &Path,
+    c: &Common,
+    g: Globals,
+) -> Result<ExitCode> {
     let mut banks = c.banks.clone();
     banks.sort();
     banks.dedup();
@@ -142,8 +156,13 @@ fn report(uki: &[u8], source: &Path, c: &Common, g: Globals) -> Result<ExitCode>
         banks,
         firmware: measure::firmware_profile(&c.firmware)?,
         phase_paths: DEFAULT_PHASE_PATHS.iter().map(|s| s.to_string()).collect(),
-        pcrs: c.pcrs.clone(),
+        pcrs: if c.pcrs.is_empty() {
+            PREDICTED_PCRS.to_vec()
+        } else {
+            c.pcrs.clone()
+        },
         secure_boot: c.secure_boot()?,
+        gpt,
     };
     let t = std::time::Instant::now();
     let p = measure::predict_with(uki, &opts)
