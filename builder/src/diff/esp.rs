@@ -40,7 +40,10 @@ fn list(s: &Side) -> Result<Listing> {
             let shown = match item {
                 Item::Dir => "dir".to_string(),
                 Item::File { len, sha256 } => {
-                    format!("{len} bytes, sha256 {}", sha256.map(hex::encode).unwrap_or_default())
+                    format!(
+                        "{len} bytes, sha256 {}",
+                        sha256.map(hex::encode).unwrap_or_default()
+                    )
                 }
             };
             (path, shown)

@@ -198,7 +198,10 @@ pub enum Item {
     Dir,
     /// A file: its length, and its SHA-256 when the listing hashes ([`list`], not
     /// [`list_names`]).
-    File { len: u64, sha256: Option<[u8; 32]> },
+    File {
+        len: u64,
+        sha256: Option<[u8; 32]>,
+    },
 }
 
 /// What a FAT image holds: volume id, label, and every directory and file by `/`-separated
