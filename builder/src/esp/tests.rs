@@ -272,7 +272,17 @@ fn list_hashes_every_file() {
         l.items["EFI/NODEIMG/INFO.TXT"],
         Item::File {
             len: 6,
-            sha256: want
+            sha256: Some(want)
+        }
+    );
+    // Names only: the same items, no file read.
+    let n = list_names(std::io::Cursor::new(&img)).unwrap();
+    assert!(n.items.keys().eq(l.items.keys()));
+    assert_eq!(
+        n.items["EFI/NODEIMG/INFO.TXT"],
+        Item::File {
+            len: 6,
+            sha256: None
         }
     );
 }
