@@ -103,6 +103,8 @@ fn tdx_entries(cfg: &TdxConfig) -> Result<Vec<TdxEntry>> {
                 ovmf_sha256: sha,
                 mrtd: mrtd.hex(),
                 two_pass: cfg.two_pass,
+                // Filled once the image exists ([`crate::measure::tdx_rtmrs`]).
+                rtmrs: None,
             })
         })
         .collect()
@@ -186,6 +188,7 @@ mod tests {
             tdx: Some(TdxConfig {
                 ovmf: vec![fixture("ovmf_OvmfX64_suffix.bin")],
                 two_pass: false,
+                edk2: "edk2-202411".into(),
             }),
             platform_values: vec![],
         };

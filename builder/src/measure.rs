@@ -131,15 +131,39 @@ pub fn manifest_event(e: &pcr::Event) -> manifest::Event {
 }
 
 /// Fills `pcrs`, `pcr11_phases`, `events` and `secure_boot` of `m` (and checks
-/// `stub.version`) for `uki` on a disk whose measured GPT is `gpt`.
+/// `stub.version`) for `uki` on a disk whose measured GPT is `gpt`; and the RTMRs of every
+/// `tdx` entry (firmware layout `edk2`).
 pub fn fill_manifest(
     m: &mut Manifest,
     uki: &[u8],
     gpt: Vec<u8>,
     banks: &[image_config::Bank],
     sb: &pcr::SecureBoot,
+    edk2: Option<&str>,
 ) -> Result<()> {
-    let p = predict_uki(uki, banks, sb, Some(gpt))?;
+    let p = predict_uki(uki, banks, sb, Some(gpt.clone()))?;
+    if let (Some(entries), Some(layout)) = (m.tdx.as_mut(), edk2) {
+        // RTMRs are SHA-384: predicted again only when the manifest's banks lack it.
+        let sha384 = if p.detail.banks.contains(&Bank::Sha384) {
+            None
+        } else {
+            Some(predict_uki(
+                uki,
+                &[image_config::Bank::Sha384],
+                sb,
+                Some(gpt),
+            )?)
+        };
+        let rtmrs = tdx_rtmrs(
+            &sha384.as_ref().unwrap_or(&p).detail,
+            uki,
+            layout,
+            sb.enabled,
+        )?;
+        for e in entries {
+            e.rtmrs = Some(rtmrs.clone());
+        }
+    }
     m.secure_boot = Some(p.secure_boot.clone());
     if !m.stub.version.is_empty() && m.stub.version != p.stub.version {
         anyhow::bail!(
@@ -153,6 +177,55 @@ pub fn fill_manifest(
     m.pcr11_phases = Some(p.pcr11_phases);
     m.events = Some(p.events);
     Ok(())
+}
+
+/// The RTMRs of booting `uki` as `p` predicts it (SHA-384 bank; with PCR 5 when the disk was
+/// given) on TDVF with the separator layout named `layout`.
+pub fn tdx_rtmrs(
+    p: &pcr::Prediction,
+    uki: &[u8],
+    layout: &str,
+    secure_boot: bool,
+) -> Result<manifest::TdxRtmrs> {
+    use measurements::cvm::rtmr;
+    let l = rtmr::Edk2Layout::from_name(layout)
+        .with_context(|| format!("unknown TDVF layout `{layout}` (edk2-202411 or edk2-202302)"))?;
+    let release = measurements::pe::Pe::parse(uki)
+        .ok()
+        .and_then(|pe| pe.section_data(".uname").ok().flatten().map(<[u8]>::to_vec))
+        .map(|b| {
+            String::from_utf8_lossy(&b)
+                .trim_end_matches('\0')
+                .trim()
+                .to_string()
+        })
+        .context(
+            "the UKI has no .uname section: whether its kernel measures into RTMR2 (Linux ≥ 6.9) \
+             is unknown",
+        )?;
+    let kernel_cc = rtmr::kernel_measures_cc(&release)
+        .with_context(|| format!("the UKI's .uname `{release}` is not a kernel release"))?;
+    let r = rtmr::predict(p, l, kernel_cc).context("predicting the TDX RTMRs")?;
+    Ok(manifest::TdxRtmrs {
+        edk2: l.name().to_string(),
+        secure_boot,
+        values: r
+            .values
+            .iter()
+            .map(|(i, d)| (i.to_string(), d.to_hex()))
+            .collect(),
+        events: r
+            .events
+            .iter()
+            .map(|e| manifest::CcEvent {
+                rtmr: e.rtmr,
+                pcr: e.pcr,
+                event_type: e.event_type.name(),
+                description: e.description.clone(),
+                sha384: e.digest.to_hex(),
+            })
+            .collect(),
+    })
 }
 
 /// Reads `nodeimg record-pcrs` files; each must name a known platform.

@@ -300,7 +300,15 @@ pub fn build(cfg: &ImageConfig, opts: &BuildOptions) -> Result<Built> {
         let gpt = crate::disk::read_table(&disk_file)
             .context("reading back the GPT of disk.raw")?
             .measured;
-        crate::measure::fill_manifest(&mut m, &uki_bytes, gpt, &cfg.measurements.banks, &sb_state)
+        let edk2 = cfg.measurements.tdx.as_ref().map(|t| t.edk2.as_str());
+        crate::measure::fill_manifest(
+            &mut m,
+            &uki_bytes,
+            gpt,
+            &cfg.measurements.banks,
+            &sb_state,
+            edk2,
+        )
     })?;
     let recorded = crate::measure::read_recorded(&cfg.measurements.platform_values)?;
     m.platforms = m

@@ -88,7 +88,12 @@ pub struct SnpConfig {
 pub struct TdxConfig {
     pub ovmf: Vec<PathBuf>,
     pub two_pass: bool,
+    /// One of [`TDX_EDK2_LAYOUTS`].
+    pub edk2: String,
 }
+
+/// The TDVF separator layouts RTMRs are predicted for (`measurements::cvm::rtmr::Edk2Layout`).
+pub const TDX_EDK2_LAYOUTS: [&str; 2] = ["edk2-202411", "edk2-202302"];
 
 /// Where the root filesystem comes from (paths are absolute or relative to the working dir).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -724,6 +729,18 @@ fn resolve_measurements(
         Some(t) => Some(TdxConfig {
             ovmf: files("measurements.tdx.ovmf", &t.ovmf)?,
             two_pass: t.two_pass.unwrap_or(false),
+            edk2: match t.edk2.as_deref() {
+                None => TDX_EDK2_LAYOUTS[0].to_string(),
+                Some(l) if TDX_EDK2_LAYOUTS.contains(&l) => l.to_string(),
+                Some(l) => {
+                    return Err(ConfigError::new(
+                        file,
+                        "measurements.tdx.edk2",
+                        format!("unknown firmware layout `{l}`"),
+                    )
+                    .hint("`edk2-202411` (edk2 ≤ stable202211 or ≥ stable202411) or `edk2-202302` (stable202302 … stable202408.01)"))
+                }
+            },
         }),
     };
     let mut platform_values = Vec::new();

@@ -260,6 +260,9 @@ pub struct RawTdx {
     pub ovmf: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub two_pass: Option<bool>,
+    /// The firmware's RTMR separator layout: `edk2-202411` (also ≤ 202211) or `edk2-202302`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edk2: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

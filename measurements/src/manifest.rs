@@ -108,6 +108,38 @@ pub struct TdxEntry {
     pub mrtd: String,
     /// Whether the records were ordered per section (Intel's QEMU 8.x) rather than per page.
     pub two_pass: bool,
+    /// RTMR 1–3 of a boot of the image by this firmware (no vTPM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtmrs: Option<TdxRtmrs>,
+}
+
+/// The runtime measurement registers a TD reports after booting the image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TdxRtmrs {
+    /// The firmware's separator layout (`edk2-202411`, `edk2-202302`).
+    pub edk2: String,
+    /// Secure Boot enforcing (the kernel's `LoadImage` is then not measured).
+    pub secure_boot: bool,
+    /// RTMR index (`1`–`3`) → SHA-384 hex; RTMR0 is the platform's (TD HOB, firmware volume,
+    /// ACPI tables, variables) and not listed.
+    pub values: BTreeMap<String, String>,
+    /// The expected CC event log entries of RTMR 1–3, in boot order.
+    pub events: Vec<CcEvent>,
+}
+
+/// One expected CC event log entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CcEvent {
+    /// The RTMR (0–3); the CC event log's index is `rtmr + 1`.
+    pub rtmr: u32,
+    /// The TPM PCR the event stands for.
+    pub pcr: u32,
+    /// TCG event type name.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub description: String,
+    /// SHA-384 hex.
+    pub sha384: String,
 }
 
 /// One expected measurement event.

@@ -3,6 +3,9 @@
 //! PCR 4, 5, 7, 9, 11, 12 and 13 equal to the manifest in both the SHA-256 and the SHA-384 bank. A
 //! manifest made for another command line must fail, naming PCR 11, PCR 9 and the `.cmdline`
 //! event. Boots run one at a time (each ~10–20 s under TCG) under `nodeimg boot --timeout`.
+//! The same builds carry TDX RTMRs (`[measurements.tdx]`): their RTMR1 events must be the SHA-384
+//! digests of the PCR 4 and 5 events the real firmware logged (the same code paths, another
+//! register), in the same order.
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -21,7 +24,11 @@ fn build(dir: &Path, stub: &Path, extra_cmdline: &str) -> PathBuf {
     let cfg = fixture_config(
         dir,
         &tar,
-        &format!("\n[uki]\nstub = \"{}\"\n", stub.display()),
+        &format!(
+            "\n[uki]\nstub = \"{}\"\n\n[measurements.tdx]\novmf = [\"{}\"]\n",
+            stub.display(),
+            ovmf_prebuilt::ovmf_pure_efi().display()
+        ),
     );
     if !extra_cmdline.is_empty() {
         let text = std::fs::read_to_string(&cfg).unwrap();
@@ -46,10 +53,12 @@ fn ready() -> bool {
         && have_tool("swtpm_setup")
 }
 
-/// `nodeimg boot DISK --tpm --manifest M --json`.
+/// `nodeimg boot DISK --tpm --manifest M --json`, saving the TPM event log next to DISK
+/// (`.eventlog`).
 fn attested_boot(disk: &Path, manifest: &Path) -> (Output, Value) {
     let _one = BOOT.lock().unwrap_or_else(|e| e.into_inner());
     let log = disk.with_extension("console.log");
+    let event_log = disk.with_extension("eventlog");
     let out = run_nodeimg(&[
         "boot",
         disk.to_str().unwrap(),
@@ -62,6 +71,8 @@ fn attested_boot(disk: &Path, manifest: &Path) -> (Output, Value) {
         manifest.to_str().unwrap(),
         "--console-log",
         log.to_str().unwrap(),
+        "--save-event-log",
+        event_log.to_str().unwrap(),
         "--json",
     ]);
     let report: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
@@ -103,6 +114,74 @@ fn boot_matches_manifest(version: u32) {
     assert_eq!(seen, want, "stub {version}: every PCR in both banks");
     // The values compared are the TPM's: spot-check one against the report's raw PCRs.
     assert_eq!(report["pcrs"]["sha384"]["11"], m["pcrs"]["sha384"]["11"]);
+    rtmr1_events_are_the_logged_pcr4_and_5_events(&out, &m, version);
+}
+
+/// The manifest's TDX RTMR1 events against the real OVMF + swtpm log of the same boot: the
+/// SHA-384 digests of the logged PCR 4 and 5 events in log order, without PCR 5's separator
+/// (TDVF logs one separator per register).
+fn rtmr1_events_are_the_logged_pcr4_and_5_events(out: &Path, m: &Value, version: u32) {
+    use measurements::eventlog::EventLog;
+    use measurements::pcr::{Bank, EventType};
+    let bytes = std::fs::read(out.join("disk.eventlog")).expect("the saved event log");
+    let log = EventLog::parse(&bytes).unwrap();
+    let mut pcr5_separator = false;
+    let logged: Vec<(String, String)> = log
+        .events
+        .iter()
+        .filter(|e| matches!(e.pcr, 4 | 5) && e.event_type != EventType::NO_ACTION)
+        .filter(|e| {
+            let skip = e.pcr == 5 && e.event_type == EventType::SEPARATOR && !pcr5_separator;
+            pcr5_separator |= skip;
+            !skip
+        })
+        .map(|e| {
+            (
+                e.event_type.name(),
+                e.digest(Bank::Sha384).unwrap().to_hex(),
+            )
+        })
+        .collect();
+    let rtmrs = &m["tdx"][0]["rtmrs"];
+    assert_eq!(rtmrs["edk2"], "edk2-202411");
+    let predicted: Vec<(String, String)> = rtmrs["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["rtmr"] == 1)
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap().to_string(),
+                e["sha384"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(predicted.len(), 7, "stub {version}: {predicted:#?}");
+    assert_eq!(
+        predicted, logged,
+        "stub {version}: RTMR1 vs the logged PCR 4/5 events"
+    );
+    // RTMR2: stub 257 speaks the CC protocol (its PCR 11 events), 252 and 254 do not; the
+    // fixture's 6.1 kernel measures nothing there.
+    let rtmr2: Vec<&Value> = rtmrs["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["rtmr"] == 2)
+        .collect();
+    if version >= 256 {
+        let pcr11 = m["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["pcr"] == 11)
+            .count();
+        assert_eq!(rtmr2.len(), pcr11, "stub {version}");
+        assert!(rtmr2.iter().all(|e| e["pcr"] == 11));
+    } else {
+        assert!(rtmr2.is_empty(), "stub {version}: {rtmr2:#?}");
+        assert_eq!(rtmrs["values"]["2"], "00".repeat(48));
+    }
 }
 
 #[test]

@@ -69,6 +69,12 @@ const TABLE: &[(&str, &str, &str)] = &[
     ),
     ("verity_data_blocks_wrap", "disk", "more than 2^64 bytes"),
     ("eventlog_64mib", "eventlog", "larger than 4194304 bytes"),
+    ("ccel_64mib", "ccel", "larger than 4194304 bytes"),
+    (
+        "ccel_4mib_of_events",
+        "ccel",
+        "tdx[0] (edk2-202411): the log replays RTMR1",
+    ),
     ("snp_vcpus_out_of_range", "cli", "is not in 1..=512"),
     (
         "quote_absurd_selection",
@@ -856,6 +862,106 @@ fn eventlog_64mib() {
     );
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains(expected("eventlog_64mib")), "{out}");
+    assert!(!out.contains("panicked"), "{out}");
+}
+
+/// A signed fixture build with a TDX entry (RTMRs), for the CC event log cases.
+fn signed_tdx_fixture(s: &Scratch) -> Option<(PathBuf, PathBuf)> {
+    let tar = fixture_tar()?;
+    let key = s.path("k");
+    assert_ok(
+        &run_nodeimg(&["keygen", "-o", key.to_str().unwrap()]),
+        "keygen",
+    );
+    let cfg = fixture_config(
+        s.dir.path(),
+        &tar,
+        &format!(
+            "\n[measurements.tdx]\novmf = [\"{}\"]\n\n[signing]\nkey = \"{}\"\n",
+            ovmf_prebuilt::ovmf_pure_efi().display(),
+            key.display()
+        ),
+    );
+    let img = s.path("img");
+    assert_ok(
+        &run_nodeimg(&["build", cfg.to_str().unwrap(), "-o", img.to_str().unwrap()]),
+        "signed fixture build with TDX",
+    );
+    Some((img.join("manifest.json"), s.path("k.pub")))
+}
+
+#[test]
+fn ccel_64mib() {
+    // A 64 MiB "CC event log": refused by size, not parsed.
+    let s = Scratch::new();
+    let Some((manifest, key)) = signed_tdx_fixture(&s) else {
+        return;
+    };
+    let log = s.path("ccel.bin");
+    std::fs::File::create(&log)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let (code, out) = run_bounded(
+        &s,
+        &[
+            "verify",
+            manifest.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "--ccel",
+            log.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains(expected("ccel_64mib")), "{out}");
+    assert!(!out.contains("panicked"), "{out}");
+}
+
+#[test]
+fn ccel_4mib_of_events() {
+    // Just under the 4 MiB cap: ~63 000 RTMR1 events with no data, all parsed and replayed.
+    let s = Scratch::new();
+    let Some((manifest, key)) = signed_tdx_fixture(&s) else {
+        return;
+    };
+    let mut log = Vec::new();
+    log.extend(1u32.to_le_bytes());
+    log.extend(3u32.to_le_bytes());
+    log.extend([0u8; 20]);
+    let mut spec = b"Spec ID Event03\0".to_vec();
+    spec.extend([0, 0, 0, 0, 0, 2, 0, 2]);
+    spec.extend(1u32.to_le_bytes());
+    spec.extend(0x000cu16.to_le_bytes());
+    spec.extend(48u16.to_le_bytes());
+    spec.push(0);
+    log.extend((spec.len() as u32).to_le_bytes());
+    log.extend(&spec);
+    let mut event = Vec::new();
+    event.extend(2u32.to_le_bytes()); // RTMR1
+    event.extend(4u32.to_le_bytes()); // EV_SEPARATOR
+    event.extend(1u32.to_le_bytes());
+    event.extend(0x000cu16.to_le_bytes());
+    event.extend([0x5au8; 48]);
+    event.extend(0u32.to_le_bytes());
+    while log.len() + event.len() <= 4 << 20 {
+        log.extend(&event);
+    }
+    let path = s.path("ccel.bin");
+    std::fs::write(&path, &log).unwrap();
+    let (code, out) = run_bounded(
+        &s,
+        &[
+            "verify",
+            manifest.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "--ccel",
+            path.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains(expected("ccel_4mib_of_events")), "{out}");
     assert!(!out.contains("panicked"), "{out}");
 }
 

@@ -41,6 +41,10 @@ pub struct Args {
     /// A binary TCG2 event log to replay against the signed measurements.
     #[arg(long, value_name = "BIN")]
     pub event_log: Option<PathBuf>,
+    /// A TDX CC event log (the ACPI CCEL table's log area, SHA-384) to replay against the
+    /// signed RTMRs of the manifest's `tdx` entries; names the first event that departs.
+    #[arg(long, value_name = "BIN")]
+    pub ccel: Option<PathBuf>,
     /// Observed PCR values (JSON {"sha256":{"4":"…"}} or `nodeimg boot --json` output).
     #[arg(long, value_name = "FILE")]
     pub pcrs: Option<PathBuf>,
@@ -132,6 +136,7 @@ pub fn run(a: Args, g: Globals) -> anyhow::Result<ExitCode> {
         },
         image: a.image,
         event_log: a.event_log,
+        ccel: a.ccel,
         pcrs: a.pcrs,
         policy: measurements::signing::verify::Policy {
             allow_message_signature: a.allow_message_signature,

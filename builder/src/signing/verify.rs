@@ -30,6 +30,8 @@ pub struct Request {
     pub image: Option<PathBuf>,
     /// A TCG2 event log to replay against the signed events.
     pub event_log: Option<PathBuf>,
+    /// A TDX CC event log to replay against the signed RTMRs.
+    pub ccel: Option<PathBuf>,
     /// Observed PCRs (JSON `{"sha256":{"4":"…"}}`, or `nodeimg boot --json` output).
     pub pcrs: Option<PathBuf>,
     /// With a managed key: the bundle must carry a transparency-log entry that verifies
@@ -144,6 +146,7 @@ pub fn verify(req: &Request) -> Result<Report> {
             for (name, given) in [
                 ("image", req.image.is_some()),
                 ("event-log", req.event_log.is_some()),
+                ("ccel", req.ccel.is_some()),
                 ("pcrs", req.pcrs.is_some()),
             ] {
                 if given {
@@ -430,6 +433,10 @@ fn optional_evidence_checks(c: &mut Checks, req: &Request, doc: &ManifestDoc) ->
             replay_event_log(&bytes, &doc.value).map(|d| ((), d)),
         );
     }
+    if let Some(log) = &req.ccel {
+        let bytes = crate::infile::read_capped(log, crate::infile::EVENT_LOG_MAX, "CC event log")?;
+        c.record("ccel", replay_ccel(&bytes, &doc.value).map(|d| ((), d)));
+    }
     if let Some(p) = &req.pcrs {
         let text = String::from_utf8(crate::infile::read_capped(
             p,
@@ -637,6 +644,81 @@ fn replay_event_log(log: &[u8], manifest: &Value) -> Result<String> {
         "the event log ({} events) replays to all {checked} signed PCR values",
         log.events.len()
     ))
+}
+
+/// Replays a TDX CC event log (SHA-384, CC MR index = RTMR + 1) against the RTMRs of the
+/// signed `tdx` entries: accepted when it reproduces RTMR 1–3 of one of them (RTMR0 is the
+/// platform's); otherwise names the first event that departs from the closest entry's events.
+fn replay_ccel(log: &[u8], manifest: &Value) -> Result<String> {
+    use measurements::eventlog::{first_divergence, EventLog};
+    use measurements::pcr::{Bank, Digest, EventType};
+    let log = EventLog::parse_cc(log).context("parsing the CC event log")?;
+    let entries: Vec<measurements::manifest::TdxEntry> =
+        serde_json::from_value(manifest.get("tdx").cloned().unwrap_or(Value::Array(vec![])))
+            .context("the signed manifest's tdx entries are malformed")?;
+    let replayed = log
+        .replay(Bank::Sha384)
+        .context("replaying the CC event log")?;
+    let got = |rtmr: u32| {
+        replayed
+            .get(&(rtmr + 1))
+            .copied()
+            .unwrap_or(Bank::Sha384.zero())
+            .to_hex()
+    };
+    let mut closest: Option<(usize, String)> = None;
+    for (i, e) in entries.iter().enumerate() {
+        let Some(r) = &e.rtmrs else { continue };
+        let wrong: Vec<&String> = r
+            .values
+            .iter()
+            .filter(|(k, v)| k.parse::<u32>().map_or(true, |k| got(k) != **v))
+            .map(|(k, _)| k)
+            .collect();
+        if wrong.is_empty() {
+            return Ok(format!(
+                "the CC event log ({} events) replays to RTMR {} of tdx[{i}] ({}, Secure Boot {}); RTMR0 {} is the platform's",
+                log.events.len(),
+                r.values.keys().cloned().collect::<Vec<_>>().join(", "),
+                r.edk2,
+                if r.secure_boot { "on" } else { "off" },
+                got(0)
+            ));
+        }
+        let rtmr: u32 = wrong[0].parse().unwrap_or(1);
+        let expected: Vec<measurements::pcr::Event> = r
+            .events
+            .iter()
+            .filter_map(|c| {
+                let digest = Digest::from_hex(Bank::Sha384, &c.sha384)?;
+                Some(measurements::pcr::Event {
+                    pcr: c.rtmr + 1,
+                    event_type: EventType::from_name(&c.event_type)?,
+                    description: c.description.clone(),
+                    digests: [(Bank::Sha384, digest)].into(),
+                })
+            })
+            .collect();
+        let why = first_divergence(&log, &expected, rtmr + 1, Bank::Sha384).map_or_else(
+            || "its events equal the signed events".to_string(),
+            |d| d.describe_register(&format!("RTMR{rtmr}"), Bank::Sha384),
+        );
+        let msg = format!(
+            "tdx[{i}] ({}): the log replays RTMR{rtmr} to {}, the manifest signs {}; first difference: {why}",
+            r.edk2,
+            got(rtmr),
+            r.values[wrong[0]]
+        );
+        if closest.as_ref().is_none_or(|(n, _)| wrong.len() < *n) {
+            closest = Some((wrong.len(), msg));
+        }
+    }
+    match closest {
+        Some((_, msg)) => bail!("{msg}"),
+        None => {
+            bail!("the signed manifest has no tdx entry with RTMRs (build with [measurements.tdx])")
+        }
+    }
 }
 
 /// Compares observed PCRs (a `{"<bank>":{"<pcr>":"<hex>"}}` object, or an object with such a

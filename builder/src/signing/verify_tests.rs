@@ -43,6 +43,7 @@ impl Fixture {
             snp: None,
             image: Some(self.path("disk.raw")),
             event_log: None,
+            ccel: None,
             pcrs: None,
             policy: Default::default(),
         }

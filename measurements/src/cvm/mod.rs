@@ -32,6 +32,7 @@ pub mod digest;
 pub mod error;
 pub mod hashes;
 pub mod ovmf;
+pub mod rtmr;
 pub mod sev;
 pub mod sevmeta;
 pub mod snp;

@@ -156,8 +156,19 @@ impl EventLog {
     /// Parses a crypto-agile event log. Zero bytes after the last record are ignored (some
     /// firmware hands over a zero-padded buffer).
     pub fn parse(data: &[u8]) -> Result<EventLog, EventLogError> {
+        Self::parse_with(data, &[0])
+    }
+
+    /// Parses a TDX CC event log (ACPI `CCEL`): the same format, SHA-384 digests, the CC MR
+    /// index (1 = RTMR0 … 4 = RTMR3) in the PCR field, and a Spec ID event that TDVF logs
+    /// with index 1 (edk2 `SetupCcEventLog`: "PCRIndex 0 maps to MrIndex 1").
+    pub fn parse_cc(data: &[u8]) -> Result<EventLog, EventLogError> {
+        Self::parse_with(data, &[0, 1])
+    }
+
+    fn parse_with(data: &[u8], header_index: &[u32]) -> Result<EventLog, EventLogError> {
         let mut c = Cursor { data, pos: 0 };
-        let algorithms = parse_spec_id(&mut c)?;
+        let algorithms = parse_spec_id(&mut c, header_index)?;
         let mut events = Vec::new();
         while c.pos < data.len() && !c.rest_is_zero() {
             let number = events.len() + 1;
@@ -175,11 +186,14 @@ impl EventLog {
 }
 
 /// The first record: SHA-1 format, `EV_NO_ACTION`, data = the Spec ID event.
-fn parse_spec_id(c: &mut Cursor<'_>) -> Result<Vec<Algorithm>, EventLogError> {
+fn parse_spec_id(
+    c: &mut Cursor<'_>,
+    header_index: &[u32],
+) -> Result<Vec<Algorithm>, EventLogError> {
     let start = c.pos;
     let pcr = c.u32("first event pcrIndex")?;
     let t = c.u32("first event eventType")?;
-    if pcr != 0 || t != EventType::NO_ACTION.0 {
+    if !header_index.contains(&pcr) || t != EventType::NO_ACTION.0 {
         let found = format!("PCR {pcr}, type {}", EventType(t));
         return Err(invalid(
             "first event",

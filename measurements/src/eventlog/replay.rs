@@ -144,10 +144,15 @@ impl Divergence {
     /// A message naming the event, e.g. `PCR 11 event 6 (.cmdline section contents): expected
     /// sha256 …, the log has EV_IPL … ".cmdline"`.
     pub fn describe(&self, pcr: u32, bank: Bank) -> String {
+        self.describe_register(&format!("PCR {pcr}"), bank)
+    }
+
+    /// The same, naming the register `register` (e.g. `RTMR 1`).
+    pub fn describe_register(&self, register: &str, bank: Bank) -> String {
         let digest = |d: Option<&Digest>| d.map_or("(none)".to_string(), Digest::to_hex);
         match self {
             Divergence::Differs { index, expected, logged } => format!(
-                "PCR {pcr} event {} ({}): expected {} {} {}, the log has {} {} {} (event {} at offset {:#x}: {})",
+                "{register} event {} ({}): expected {} {} {}, the log has {} {} {} (event {} at offset {:#x}: {})",
                 index + 1,
                 expected.description,
                 expected.event_type,
@@ -161,7 +166,7 @@ impl Divergence {
                 logged.summary()
             ),
             Divergence::Missing { index, expected } => format!(
-                "PCR {pcr} event {} ({}, {} {} {}) is missing from the log",
+                "{register} event {} ({}, {} {} {}) is missing from the log",
                 index + 1,
                 expected.description,
                 expected.event_type,
@@ -169,7 +174,7 @@ impl Divergence {
                 digest(expected.digests.get(&bank))
             ),
             Divergence::Extra { index, logged } => format!(
-                "PCR {pcr} event {} is not expected: the log has {} {} {} (event {} at offset {:#x}: {})",
+                "{register} event {} is not expected: the log has {} {} {} (event {} at offset {:#x}: {})",
                 index + 1,
                 logged.event_type,
                 bank,
