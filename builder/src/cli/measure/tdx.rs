@@ -12,7 +12,7 @@ use sha2::{Digest as _, Sha256};
 use crate::cli::Globals;
 use crate::measure;
 
-/// Intel TDX MRTD of a unified OVMF image with TDVF metadata, and RTMR 0–3 of booting an image.
+/// Intel TDX MRTD of a TDVF firmware, and RTMR 1–3 of booting an image with it.
 ///
 /// With `--disk` (or `--uki`: no RTMR1, which measures the disk's GPT) also the runtime
 /// registers a TD without vTPM reports after TDVF boots the image's UKI: RTMR0 is the
