@@ -328,8 +328,8 @@ mod tests {
             u32::from_be_bytes([q[2], q[3], q[4], q[5]]) as usize,
             q.len()
         );
-        // PCRs 4,7 in byte 0 (0x90), 9,11,12,13 in byte 1 (0x3a).
-        assert_eq!(&q[q.len() - 3..], &[0x90, 0x3a, 0x00]);
+        // PCRs 4,5,7 in byte 0 (0xb0), 9,11,12,13 in byte 1 (0x3a).
+        assert_eq!(&q[q.len() - 3..], &[0xb0, 0x3a, 0x00]);
         assert!(
             check_response(&[0x80, 0x01, 0, 0, 0, 10, 0, 0, 0x09, 0x22], "x")
                 .unwrap_err()
