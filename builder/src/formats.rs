@@ -10,6 +10,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 /// A format `nodeimg build` writes besides `disk.raw`.
@@ -70,17 +71,27 @@ impl Format {
             (Format::Vmdk, None) => Some(crate::signing::sha256_file(raw)?),
             (_, known) => known.copied(),
         };
-        let file = File::create(out).with_context(ctx)?;
-        let mut w = Sink::new(file);
+        let source = Raw::open(raw, true).with_context(ctx)?;
+        self.write_from(&source, raw_sha.as_ref(), epoch, out)
+            .with_context(ctx)
+    }
+
+    fn write_from(
+        self,
+        raw: &Raw,
+        raw_sha256: Option<&[u8; 32]>,
+        epoch: u64,
+        out: &Path,
+    ) -> Result<(String, u64)> {
+        let mut w = Sink::new(File::create(out)?);
         match self {
             Format::Qcow2 => qcow2(raw, &mut w),
-            Format::Vhd => vhd(raw, raw_sha.as_ref(), epoch, &mut w),
+            Format::Vhd => vhd(raw, raw_sha256, epoch, &mut w),
             Format::Gce => gce(raw, epoch, &mut w),
-            Format::Vmdk => vmdk(raw, &raw_sha.unwrap_or_default(), &mut w),
+            Format::Vmdk => vmdk(raw, &raw_sha256.copied().unwrap_or_default(), &mut w),
         }
         .and_then(|()| w.finish())
         .map(|(digest, size)| (hex::encode(digest), size))
-        .with_context(ctx)
     }
 }
 
@@ -104,6 +115,8 @@ struct Sink {
 
 enum Chunk {
     Data(Vec<u8>),
+    /// `len` bytes of a mapped input from `offset`, written out unchanged.
+    Mapped(std::sync::Arc<crate::mmap::Mapping>, usize, usize),
     Zeros(u64),
     /// Asks for the digest of everything hashed so far.
     Snapshot(std::sync::mpsc::SyncSender<[u8; 32]>),
@@ -130,6 +143,7 @@ impl Sink {
                         b.clear();
                         let _ = give_back.try_send(b);
                     }
+                    Chunk::Mapped(m, offset, len) => h.update(&m.bytes()[offset..offset + len]),
                     Chunk::Zeros(mut n) => {
                         while n > 0 {
                             let k = n.min(zeros.len() as u64);
@@ -180,6 +194,16 @@ impl Sink {
         Ok(())
     }
 
+    /// Allocates `len` bytes for the file (`fallocate`); a filesystem without it just allocates
+    /// as it writes.
+    fn preallocate(&self, len: u64) {
+        use std::os::fd::AsRawFd;
+        if let Ok(len) = libc::off_t::try_from(len) {
+            // SAFETY: fallocate on a descriptor we own; no memory is passed.
+            unsafe { libc::fallocate(self.file.as_raw_fd(), 0, 0, len) };
+        }
+    }
+
     /// Starts writeback of what was written since the last call, every [`WRITEBACK_EVERY`].
     fn start_writeback(&mut self) {
         use std::os::fd::AsRawFd;
@@ -199,9 +223,26 @@ impl Sink {
         self.synced = self.at;
     }
 
-    /// Appends `n` bytes of `f` from `offset`, read straight into the buffer.
-    fn copy_from(&mut self, f: &File, mut offset: u64, mut n: u64) -> std::io::Result<()> {
+    /// Appends `n` bytes of `raw` from `offset`: written from its mapping (and hashed there), or
+    /// read straight into the buffer.
+    fn copy_from(&mut self, raw: &Raw, mut offset: u64, mut n: u64) -> std::io::Result<()> {
         use std::os::unix::fs::FileExt;
+        if let Some(m) = &raw.map {
+            self.flush_buf()?;
+            while n > 0 {
+                let k = n.min(SINK_BUF as u64) as usize;
+                let at = offset as usize;
+                if !copy_range(&raw.file, offset, &self.file, self.at, k) {
+                    self.file.write_all_at(&m.bytes()[at..at + k], self.at)?;
+                }
+                self.at += k as u64;
+                self.send(Chunk::Mapped(m.clone(), at, k))?;
+                self.start_writeback();
+                (offset, n) = (offset + k as u64, n - k as u64);
+            }
+            return Ok(());
+        }
+        let f = &raw.file;
         while n > 0 {
             let old = self.buf.len();
             let k = n.min((SINK_BUF - old) as u64) as usize;
@@ -281,10 +322,36 @@ const CLUSTER: u64 = 1 << 16;
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
 
-fn raw_size(raw: &Path) -> Result<u64> {
-    Ok(std::fs::metadata(raw)
-        .with_context(|| format!("reading {}", raw.display()))?
-        .len())
+/// Copies `len` bytes of `from` at `from_at` to `to` at `to_at` inside the kernel
+/// (`copy_file_range`: no copy through this process); `false` (nothing or part copied, the
+/// caller writes the range itself) where the kernel or filesystem cannot.
+fn copy_range(from: &File, from_at: u64, to: &File, to_at: u64, len: usize) -> bool {
+    use std::os::fd::AsRawFd;
+    let (Ok(mut off_in), Ok(mut off_out)) = (
+        libc::loff_t::try_from(from_at),
+        libc::loff_t::try_from(to_at),
+    ) else {
+        return false;
+    };
+    let mut left = len;
+    while left > 0 {
+        // SAFETY: both descriptors are open files we own; the offsets are our own variables.
+        let n = unsafe {
+            libc::copy_file_range(
+                from.as_raw_fd(),
+                &mut off_in,
+                to.as_raw_fd(),
+                &mut off_out,
+                left,
+                0,
+            )
+        };
+        if n <= 0 {
+            return false;
+        }
+        left -= n as usize;
+    }
+    true
 }
 
 /// Whether `b` is all zero bytes (an OR over 16-byte words, then the tail).
@@ -297,13 +364,48 @@ fn is_zero(b: &[u8]) -> bool {
     acc == 0 && tail.iter().all(|&x| x == 0)
 }
 
-/// Fills `buf` from `f` at `offset`, zero-filled past the end of the file (`size` bytes).
-fn read_padded(f: &File, size: u64, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::FileExt;
-    let n = size.saturating_sub(offset).min(buf.len() as u64) as usize;
-    f.read_exact_at(&mut buf[..n], offset)?;
-    buf[n..].fill(0);
-    Ok(())
+/// The raw disk being converted: mapped read-only where the kernel allows it, so the zero checks,
+/// the write and the hash read the page cache directly (no copy into buffers); read otherwise.
+/// As for `inspect`, a disk another process truncates while it is converted kills the
+/// conversion with SIGBUS (its temporary output is then left behind; nothing is renamed).
+struct Raw {
+    path: std::path::PathBuf,
+    file: File,
+    size: u64,
+    map: Option<std::sync::Arc<crate::mmap::Mapping>>,
+}
+
+impl Raw {
+    /// Opens `path`, mapped when `map` (and the kernel allows).
+    fn open(path: &Path, map: bool) -> Result<Raw> {
+        let file = File::open(path)?;
+        let size = file.metadata()?.len();
+        let map = usize::try_from(size)
+            .ok()
+            .filter(|_| map)
+            .and_then(|len| crate::mmap::Mapping::new(&file, size, 0, len))
+            .map(std::sync::Arc::new);
+        Ok(Raw {
+            path: path.to_path_buf(),
+            file,
+            size,
+            map,
+        })
+    }
+
+    /// `buf.len()` bytes at `offset`, zero-padded past the end: a slice of the mapping, or read
+    /// into `buf`.
+    fn view<'a>(&'a self, offset: u64, buf: &'a mut [u8]) -> std::io::Result<&'a [u8]> {
+        use std::os::unix::fs::FileExt;
+        let end = offset + buf.len() as u64;
+        if let (Some(m), true) = (&self.map, end <= self.size) {
+            return Ok(&m.bytes()[offset as usize..end as usize]);
+        }
+        let n = self.size.saturating_sub(offset).min(buf.len() as u64) as usize;
+        self.file.read_exact_at(&mut buf[..n], offset)?;
+        buf[n..].fill(0);
+        Ok(buf)
+    }
 }
 
 /// The byte ranges of `f` (of `size` bytes) that may hold data: its extents as
@@ -346,25 +448,25 @@ fn data_ranges(f: &File, size: u64) -> Vec<(u64, u64)> {
 /// blocks, the L2 tables that map anything, then the non-zero clusters in guest order. Every
 /// allocated cluster has refcount 1 (`COPIED` set in L1/L2); all-zero clusters stay
 /// unallocated and read as zeros.
-fn qcow2(raw: &Path, w: &mut Sink) -> Result<()> {
-    let size = raw_size(raw)?;
-    let f = File::open(raw)?;
+fn qcow2(raw: &Raw, w: &mut Sink) -> Result<()> {
+    let (size, f) = (raw.size, &raw.file);
     let guest = size.div_ceil(CLUSTER);
     let per_l2 = CLUSTER / 8;
     // Pass 1: which guest clusters hold data. Clusters wholly inside holes of a sparse file
-    // are zero without reading them; the others are read 4 MiB at a time and checked.
+    // are zero without reading them; the others are checked 4 MiB at a time, the clusters of
+    // each 4 MiB on every core (the disk is mapped: nothing is copied) or read first.
     let mut nonzero = vec![false; guest as usize];
     let mut buf = vec![0u8; SINK_BUF];
     let per_read = SINK_BUF as u64 / CLUSTER;
-    for (start, end) in data_ranges(&f, size) {
+    for (start, end) in data_ranges(f, size) {
         let (mut c, last) = (start / CLUSTER, end.div_ceil(CLUSTER).min(guest));
         while c < last {
             let n = per_read.min(last - c);
-            let chunk = &mut buf[..(n * CLUSTER) as usize];
-            read_padded(&f, size, c * CLUSTER, chunk)?;
-            for (k, cluster) in chunk.chunks_exact(CLUSTER as usize).enumerate() {
-                nonzero[(c + k as u64) as usize] = !is_zero(cluster);
-            }
+            let chunk = raw.view(c * CLUSTER, &mut buf[..(n * CLUSTER) as usize])?;
+            nonzero[c as usize..(c + n) as usize]
+                .par_iter_mut()
+                .zip(chunk.par_chunks_exact(CLUSTER as usize))
+                .for_each(|(nz, cluster)| *nz = !is_zero(cluster));
             c += n;
         }
     }
@@ -398,6 +500,9 @@ fn qcow2(raw: &Path, w: &mut Sink) -> Result<()> {
     let data_at = l2_at + n_l2;
     const COPIED: u64 = 1 << 63;
 
+    // The file's final size is known: allocate it in one go (as qemu-img does), so writeback
+    // does not allocate blocks piecemeal.
+    w.preallocate(total * CLUSTER);
     // Header cluster.
     let mut h = vec![0u8; CLUSTER as usize];
     let put32 = |h: &mut [u8], at: usize, v: u32| h[at..at + 4].copy_from_slice(&v.to_be_bytes());
@@ -476,7 +581,7 @@ fn qcow2(raw: &Path, w: &mut Sink) -> Result<()> {
         }
         let run = nonzero[i as usize..].iter().take_while(|&&b| b).count() as u64;
         let (from, to) = (i * CLUSTER, (i + run) * CLUSTER);
-        w.copy_from(&f, from, to.min(size) - from)?;
+        w.copy_from(raw, from, to.min(size) - from)?;
         w.zeros(to - to.min(size))?;
         i += run;
     }
@@ -546,17 +651,16 @@ pub fn chs(sectors: u64) -> (u16, u8, u8) {
 /// footer. The unique id is derived from the raw image's digest (reproducible); when the caller
 /// does not know it, it is the output's digest after the raw bytes (the VHD's prefix). Holes of
 /// a sparse raw disk and the padding stay holes in the output file.
-fn vhd(raw: &Path, raw_sha256: Option<&[u8; 32]>, epoch: u64, w: &mut Sink) -> Result<()> {
-    let size = raw_size(raw)?;
+fn vhd(raw: &Raw, raw_sha256: Option<&[u8; 32]>, epoch: u64, w: &mut Sink) -> Result<()> {
+    let size = raw.size;
     let virtual_size = size.div_ceil(MIB) * MIB;
     if virtual_size == 0 {
-        bail!("{} is empty", raw.display());
+        bail!("{} is empty", raw.path.display());
     }
-    let f = File::open(raw)?;
     let mut at = 0;
-    for (start, end) in data_ranges(&f, size) {
+    for (start, end) in data_ranges(&raw.file, size) {
         w.zeros(start - at)?;
-        w.copy_from(&f, start, end - start)?;
+        w.copy_from(raw, start, end - start)?;
         at = end;
     }
     w.zeros(size - at)?;
@@ -579,8 +683,8 @@ fn vhd(raw: &Path, raw_sha256: Option<&[u8; 32]>, epoch: u64, w: &mut Sink) -> R
 /// The Compute Engine import tarball: one member `disk.raw` (GNU tar, mode 0644, owner 0,
 /// mtime `epoch`), its size rounded up to a whole GiB as image import requires, gzip'd with
 /// no name and mtime 0 in the gzip header.
-fn gce(raw: &Path, epoch: u64, w: &mut Sink) -> Result<()> {
-    let size = raw_size(raw)?;
+fn gce(raw: &Raw, epoch: u64, w: &mut Sink) -> Result<()> {
+    let size = raw.size;
     let padded = size.div_ceil(GIB).max(1) * GIB;
     let gz = flate2::GzBuilder::new()
         .mtime(0)
@@ -597,7 +701,7 @@ fn gce(raw: &Path, epoch: u64, w: &mut Sink) -> Result<()> {
     h.set_mtime(epoch);
     h.set_entry_type(tar::EntryType::Regular);
     h.set_cksum();
-    let f = File::open(raw)?;
+    let f = File::open(&raw.path)?;
     let data = f.take(size).chain(std::io::repeat(0).take(padded - size));
     tar.append(&h, data)?;
     let gz = tar.into_inner()?;
@@ -658,8 +762,8 @@ fn put_sectors(w: &mut impl Write, at: &mut u64, bytes: &[u8]) -> Result<()> {
 /// non-zero 64 KiB grain deflated (zlib) behind a marker naming its LBA, then the grain tables,
 /// the grain directory, a footer (the header with the directory's offset) and the
 /// end-of-stream marker. The descriptor's CID comes from the raw image's digest.
-fn vmdk(raw: &Path, raw_sha256: &[u8; 32], w: &mut impl Write) -> Result<()> {
-    let size = raw_size(raw)?;
+fn vmdk(raw: &Raw, raw_sha256: &[u8; 32], w: &mut impl Write) -> Result<()> {
+    let size = raw.size;
     let capacity = size.div_ceil(SECTOR);
     let grains = capacity.div_ceil(GRAIN_SECTORS);
     let tables = grains.div_ceil(GT_ENTRIES);
@@ -685,16 +789,13 @@ fn vmdk(raw: &Path, raw_sha256: &[u8; 32], w: &mut impl Write) -> Result<()> {
 
     // Grains are read 64 at a time (4 MiB), the non-zero ones deflated on every core, and
     // written in order.
-    use rayon::prelude::*;
-    let f = File::open(raw)?;
     let mut buf = vec![0u8; SINK_BUF];
     let per_read = SINK_BUF as u64 / CLUSTER;
     let mut table = vec![0u32; (tables * GT_ENTRIES) as usize];
     let mut g0 = 0;
     while g0 < grains {
         let n = per_read.min(grains - g0);
-        let chunk = &mut buf[..(n * CLUSTER) as usize];
-        read_padded(&f, size, g0 * CLUSTER, chunk)?;
+        let chunk = raw.view(g0 * CLUSTER, &mut buf[..(n * CLUSTER) as usize])?;
         let deflated: Vec<Option<Vec<u8>>> = chunk
             .par_chunks(CLUSTER as usize)
             .map(|grain| -> std::io::Result<Option<Vec<u8>>> {
@@ -813,6 +914,36 @@ mod tests {
         assert_eq!(&vhd[..70_000], &[1u8; 70_000][..]);
         assert!(is_zero(&vhd[70_000..9 << 20]));
         assert_eq!(&vhd[9 << 20..(9 << 20) + tail.len()], &tail[..]);
+    }
+
+    #[test]
+    fn read_and_mapped_input_give_the_same_files() {
+        use std::io::{Seek, SeekFrom, Write as _};
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("r.raw");
+        let mut f = File::create(&path).unwrap();
+        f.write_all(&[3u8; 100_000]).unwrap();
+        f.seek(SeekFrom::Start(6 << 20)).unwrap();
+        f.write_all(&(0..3_000_000u32).map(|i| i as u8).collect::<Vec<u8>>())
+            .unwrap();
+        drop(f);
+        let (mapped, read) = (
+            Raw::open(&path, true).unwrap(),
+            Raw::open(&path, false).unwrap(),
+        );
+        assert!(mapped.map.is_some() && read.map.is_none());
+        for format in [Format::Qcow2, Format::Vhd, Format::Vmdk] {
+            let a = d.path().join(format!("a-{}", format.file_name()));
+            let b = d.path().join(format!("b-{}", format.file_name()));
+            let x = format.write_from(&mapped, Some(&[9; 32]), 5, &a).unwrap();
+            let y = format.write_from(&read, Some(&[9; 32]), 5, &b).unwrap();
+            assert_eq!(x, y, "{format:?}");
+            assert_eq!(
+                std::fs::read(&a).unwrap(),
+                std::fs::read(&b).unwrap(),
+                "{format:?}"
+            );
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Read-only file mappings, to hash large files in the page cache without copying them.
 //!
 //! Used by the verity hasher: for the disk.raw nodeimg itself staged (`build`) and for the
-//! disk image `inspect` checks. A mapped file that another process truncates while it is read
+//! disk image `inspect` checks; and by the disk-format writers (`build --format`, `convert`). A mapped file that another process truncates while it is read
 //! raises SIGBUS (the process dies instead of printing an error): do not use these for inputs
 //! that are routinely rewritten in place.
 
@@ -16,6 +16,9 @@ pub struct Mapping {
 
 // SAFETY: the mapping is read-only and only ever read through `&[u8]`.
 unsafe impl Sync for Mapping {}
+// SAFETY: a mapping belongs to the process, not a thread: any thread may read it and unmap it
+// (`Drop`), and nothing else refers to the pointer.
+unsafe impl Send for Mapping {}
 
 impl Mapping {
     /// Maps `len` bytes of `file` (of `file_len` bytes) from `offset`; `None` (the caller
