@@ -23,6 +23,7 @@ pub mod qemu;
 pub mod rootfs;
 pub mod secureboot;
 pub mod signing;
+pub mod snp_id;
 pub mod tool;
 pub mod uki;
 pub mod verity;
