@@ -320,7 +320,9 @@ fn public_key_der(session: &Session, key: ObjectHandle) -> Result<(Scheme, Vec<u
                 .map_err(|e| anyhow!("encoding the public key: {e}"))?;
             Ok((Scheme::RsaPkcs1Sha256 { bits }, der.into_vec()))
         }
-        other => bail!("the token's key type {other:?} is not supported (EC P-256, EC P-384 or RSA)"),
+        other => {
+            bail!("the token's key type {other:?} is not supported (EC P-256, EC P-384 or RSA)")
+        }
     }
 }
 

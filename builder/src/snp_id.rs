@@ -79,7 +79,8 @@ pub fn sign(p: &IdParams, measurement: &SnpMeasurement, policy: SnpPolicy) -> Re
 /// and the machine option that uses it. `cbitpos=51,reduced-phys-bits=1` are the values of
 /// EPYC Milan, Genoa and Turin hosts.
 pub fn qemu_args(policy: SnpPolicy, id: Option<&SnpIdBlock>) -> Vec<String> {
-    let mut object = format!("sev-snp-guest,id=sev0,cbitpos=51,reduced-phys-bits=1,policy={policy}");
+    let mut object =
+        format!("sev-snp-guest,id=sev0,cbitpos=51,reduced-phys-bits=1,policy={policy}");
     if let Some(id) = id {
         object.push_str(&format!(",id-block={},id-auth={}", id.block, id.auth));
         if id.author_key_digest.is_some() {

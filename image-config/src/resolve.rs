@@ -809,8 +809,12 @@ fn snp_id_block(
             ("measurements.snp.guest-svn", s.guest_svn.is_some()),
         ] {
             if set {
-                return Err(ConfigError::new(file, key, "belongs to an ID block, but no id-key is set")
-                    .hint("set measurements.snp.id-key (an ECDSA P-384 PEM key or pkcs11: URI)"));
+                return Err(ConfigError::new(
+                    file,
+                    key,
+                    "belongs to an ID block, but no id-key is set",
+                )
+                .hint("set measurements.snp.id-key (an ECDSA P-384 PEM key or pkcs11: URI)"));
             }
         }
         return Ok(None);

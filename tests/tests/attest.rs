@@ -612,7 +612,10 @@ fn a_real_milan_report_verifies_against_amds_chain_and_the_manifest() {
         serde_json::json!({"policy": "0x30000"}),
     );
     let (ok, checks) = verify_snp(&m30, &key, &report, &vcek, &report_data, &[]);
-    assert!(ok && status(&checks, "snp-report-policy").0 == "ok", "{checks:#?}");
+    assert!(
+        ok && status(&checks, "snp-report-policy").0 == "ok",
+        "{checks:#?}"
+    );
     let (m20, _) = signed_snp_manifest_with(
         d.path(),
         "policy-20000",
@@ -622,7 +625,10 @@ fn a_real_milan_report_verifies_against_amds_chain_and_the_manifest() {
     let (ok, checks) = verify_snp(&m20, &key, &report, &vcek, &report_data, &[]);
     assert!(!ok);
     let (st, why) = status(&checks, "snp-report-policy");
-    assert!(st == "failed" && why.contains("POLICY 0x30000 is not the manifest's 0x20000"), "{why}");
+    assert!(
+        st == "failed" && why.contains("POLICY 0x30000 is not the manifest's 0x20000"),
+        "{why}"
+    );
     // The manifest has an ID block for the digest; the report (launched without one) has zero
     // ID fields: refused.
     let id_block = serde_json::json!({
@@ -638,7 +644,10 @@ fn a_real_milan_report_verifies_against_amds_chain_and_the_manifest() {
     let (ok, checks) = verify_snp(&mid, &key, &report, &vcek, &report_data, &[]);
     assert!(!ok);
     let (st, why) = status(&checks, "snp-report-id");
-    assert!(st == "failed" && why.contains("ID_KEY_DIGEST 000000"), "{why}");
+    assert!(
+        st == "failed" && why.contains("ID_KEY_DIGEST 000000"),
+        "{why}"
+    );
 
     // Another nonce.
     let (ok, checks) = verify_snp(&m, &key, &report, &vcek, "0badc0de", &[]);

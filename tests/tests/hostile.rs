@@ -938,7 +938,10 @@ fn snp_id_key_not_p384() {
     let id = snp_fixture("idkey.pem");
     let (code, out) = snp_with(&s, &["--id-key", &id, "--author-key", &p256]);
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("--author-key") && out.contains("a P-256 key"), "{out}");
+    assert!(
+        out.contains("--author-key") && out.contains("a P-256 key"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -33,17 +33,27 @@ fn oracle() -> bool {
     if !have_tool("snp-create-id-block") || !have_tool("sev-snp-measure") {
         return false;
     }
-    let out = Command::new("sev-snp-measure").arg("--version").output().unwrap();
-    let v = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(v.contains("0.0.13"), "the oracle must be sev-snp-measure 0.0.13, found {v:?}");
+    let out = Command::new("sev-snp-measure")
+        .arg("--version")
+        .output()
+        .unwrap();
+    let v =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        v.contains("0.0.13"),
+        "the oracle must be sev-snp-measure 0.0.13, found {v:?}"
+    );
     true
 }
 
 /// The Python that runs the oracle (its `cryptography` verifies our signatures).
 fn python() -> String {
-    let shebang = std::fs::read_to_string(which("snp-create-id-block").unwrap()).unwrap_or_default();
+    let shebang =
+        std::fs::read_to_string(which("snp-create-id-block").unwrap()).unwrap_or_default();
     match shebang.lines().next().and_then(|l| l.strip_prefix("#!")) {
-        Some(interp) if !interp.contains("bash") && !interp.contains("/sh") => interp.trim().to_string(),
+        Some(interp) if !interp.contains("bash") && !interp.contains("/sh") => {
+            interp.trim().to_string()
+        }
         _ => "python3".into(),
     }
 }
@@ -64,7 +74,10 @@ fn fresh_key(dir: &Path, name: &str) -> PathBuf {
 }
 
 fn public_pem(dir: &Path, key: &Path) -> PathBuf {
-    let path = dir.join(format!("{}.pub", key.file_name().unwrap().to_str().unwrap()));
+    let path = dir.join(format!(
+        "{}.pub",
+        key.file_name().unwrap().to_str().unwrap()
+    ));
     let code = format!(
         "from cryptography.hazmat.primitives import serialization as s\n\
          k = s.load_pem_private_key(open({:?}, 'rb').read(), None)\n\
@@ -72,11 +85,21 @@ fn public_pem(dir: &Path, key: &Path) -> PathBuf {
         p(key),
         p(&path)
     );
-    assert_ok(&Command::new(python()).args(["-c", &code]).output().unwrap(), "public key");
+    assert_ok(
+        &Command::new(python()).args(["-c", &code]).output().unwrap(),
+        "public key",
+    );
     path
 }
 
-const OVMF_ARGS: [&str; 6] = ["--vcpus", "4", "--vcpu-type", "EPYC-Milan", "--vmm-type", "QEMU"];
+const OVMF_ARGS: [&str; 6] = [
+    "--vcpus",
+    "4",
+    "--vcpu-type",
+    "EPYC-Milan",
+    "--vmm-type",
+    "QEMU",
+];
 
 /// `nodeimg --json measure snp` on the AmdSev fixture with `extra`.
 fn ours(extra: &[&str]) -> Value {
@@ -94,17 +117,30 @@ fn parse_oracle(text: &str) -> (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>) {
     let mut lines = text.lines();
     let first = lines.next().unwrap();
     let (block, auth) = first.split_once(",id-auth=").unwrap();
-    let block = B64.decode(block.strip_prefix("id-block=").unwrap()).unwrap();
+    let block = B64
+        .decode(block.strip_prefix("id-block=").unwrap())
+        .unwrap();
     let auth = B64.decode(auth.trim()).unwrap();
-    let id = B64.decode(lines.next().unwrap().strip_prefix("id_key_hash: ").unwrap()).unwrap();
-    let author = B64.decode(lines.next().unwrap().strip_prefix("author_key: ").unwrap()).unwrap();
+    let id = B64
+        .decode(lines.next().unwrap().strip_prefix("id_key_hash: ").unwrap())
+        .unwrap();
+    let author = B64
+        .decode(lines.next().unwrap().strip_prefix("author_key: ").unwrap())
+        .unwrap();
     (block, auth, id, author)
 }
 
 fn theirs(measurement_hex: &str, id: &Path, author: &Path) -> (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>) {
     let ld = B64.encode(hex::decode(measurement_hex).unwrap());
     let out = Command::new("snp-create-id-block")
-        .args(["--measurement", &ld, "--idkey", p(id), "--authorkey", p(author)])
+        .args([
+            "--measurement",
+            &ld,
+            "--idkey",
+            p(id),
+            "--authorkey",
+            p(author),
+        ])
         .output()
         .unwrap();
     assert_ok(&out, "snp-create-id-block");
@@ -153,13 +189,22 @@ fn id_block_and_id_auth_match_snp_create_id_block() {
     let d = tempfile::tempdir().unwrap();
     let pairs = [
         (fixture("idkey.pem"), fixture("authorkey.pem")),
-        (fresh_key(d.path(), "id.pem"), fresh_key(d.path(), "author.pem")),
+        (
+            fresh_key(d.path(), "id.pem"),
+            fresh_key(d.path(), "author.pem"),
+        ),
     ];
     for (id, author) in &pairs {
         let v = ours(&["--id-key", p(id), "--author-key", p(author)]);
         let (block, auth) = decode_ours(&v);
-        let (t_block, t_auth, t_id, t_author) = theirs(v["measurement"].as_str().unwrap(), id, author);
-        assert_eq!(block, t_block, "ID block differs from snp-create-id-block's ({})", id.display());
+        let (t_block, t_auth, t_id, t_author) =
+            theirs(v["measurement"].as_str().unwrap(), id, author);
+        assert_eq!(
+            block,
+            t_block,
+            "ID block differs from snp-create-id-block's ({})",
+            id.display()
+        );
         assert_eq!((auth.len(), t_auth.len()), (0x1000, 0x1000));
         for (i, (a, b)) in auth.iter().zip(&t_auth).enumerate() {
             if !SIGS.iter().any(|r| r.contains(&i)) {
@@ -172,8 +217,14 @@ fn id_block_and_id_auth_match_snp_create_id_block() {
             assert!(t_auth[r.start + 0x90..r.end].iter().all(|&x| x == 0));
         }
         let id_block = &v["id_block"];
-        assert_eq!(id_block["id_key_digest"].as_str().unwrap(), hex::encode(&t_id));
-        assert_eq!(id_block["author_key_digest"].as_str().unwrap(), hex::encode(&t_author));
+        assert_eq!(
+            id_block["id_key_digest"].as_str().unwrap(),
+            hex::encode(&t_id)
+        );
+        assert_eq!(
+            id_block["author_key_digest"].as_str().unwrap(),
+            hex::encode(&t_author)
+        );
         // Ours verify with their library; theirs with ours (below, through `nodeimg verify`).
         python_verifies(&block, &auth, id, author).unwrap();
         // Deterministic (RFC 6979): the same inputs, the same bytes.
@@ -273,7 +324,10 @@ fn verify(m: &Path, key: &Path, extra: &[&str]) -> (bool, Vec<(String, String, S
     args.extend_from_slice(extra);
     let out = run_nodeimg(&args);
     let r: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("verify printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stderr))
+        panic!(
+            "verify printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
     });
     let checks = r["checks"]
         .as_array()
@@ -300,15 +354,28 @@ fn status<'a>(checks: &'a [(String, String, String)], name: &str) -> (&'a str, &
 fn verify_their_pair(dir: &Path, v: &Value, block: &[u8], auth: &[u8], id: &Path, author: &Path) {
     let tag = &v["id_block"]["id_key_digest"].as_str().unwrap()[..8];
     let (m, key) = signed_manifest(dir, tag, &[v]);
-    let (bf, af) = (dir.join(format!("{tag}.block")), dir.join(format!("{tag}.auth")));
+    let (bf, af) = (
+        dir.join(format!("{tag}.block")),
+        dir.join(format!("{tag}.auth")),
+    );
     std::fs::write(&bf, B64.encode(block)).unwrap();
     std::fs::write(&af, auth).unwrap(); // raw bytes work too
     let (id_pub, author_pub) = (public_pem(dir, id), public_pem(dir, author));
     let pair = ["--snp-id-block", p(&bf), "--snp-id-auth", p(&af)];
-    let pins = ["--snp-id-key", p(&id_pub), "--snp-author-key", p(&author_pub)];
+    let pins = [
+        "--snp-id-key",
+        p(&id_pub),
+        "--snp-author-key",
+        p(&author_pub),
+    ];
     let (ok, checks) = verify(&m, &key, &[&pair[..], &pins[..]].concat());
     assert!(ok, "{checks:#?}");
-    for c in ["snp-id-block", "snp-id-auth", "snp-id-key", "snp-author-key"] {
+    for c in [
+        "snp-id-block",
+        "snp-id-auth",
+        "snp-id-key",
+        "snp-author-key",
+    ] {
         assert_eq!(status(&checks, c).0, "ok", "{c}: {checks:#?}");
     }
     // Without pins the manifest's recorded key digests are the reference.
@@ -316,14 +383,26 @@ fn verify_their_pair(dir: &Path, v: &Value, block: &[u8], auth: &[u8], id: &Path
     assert!(ok, "{checks:#?}");
     // The manifest's own blocks, no pair given.
     let (ok, checks) = verify(&m, &key, &pins);
-    assert!(ok && status(&checks, "snp-id-blocks").0 == "ok", "{checks:#?}");
+    assert!(
+        ok && status(&checks, "snp-id-blocks").0 == "ok",
+        "{checks:#?}"
+    );
 
     // Another pinned ID key.
     let other = fresh_key(dir, &format!("{tag}-other.pem"));
     let other_pub = public_pem(dir, &other);
-    let (ok, checks) = verify(&m, &key, &[&pair[..], &["--snp-id-key", p(&other_pub)]].concat());
+    let (ok, checks) = verify(
+        &m,
+        &key,
+        &[&pair[..], &["--snp-id-key", p(&other_pub)]].concat(),
+    );
     assert!(!ok);
-    assert!(status(&checks, "snp-id-key").1.contains("not the pinned one"), "{checks:#?}");
+    assert!(
+        status(&checks, "snp-id-key")
+            .1
+            .contains("not the pinned one"),
+        "{checks:#?}"
+    );
     // A manifest that pins a stricter policy (no SMT) for the same digest.
     let mut strict = v.clone();
     strict["policy"] = "0x20000".into();
@@ -332,7 +411,10 @@ fn verify_their_pair(dir: &Path, v: &Value, block: &[u8], auth: &[u8], id: &Path
     let (ok, checks) = verify(&m2, &key, &[&pair[..], &pins[..]].concat());
     assert!(!ok);
     let (st, why) = status(&checks, "snp-id-block");
-    assert!(st == "failed" && why.contains("policy 0x30000"), "{checks:#?}");
+    assert!(
+        st == "failed" && why.contains("policy 0x30000"),
+        "{checks:#?}"
+    );
     // A flipped signature byte.
     let mut bad = auth.to_vec();
     bad[0x41] ^= 0x40;
@@ -358,10 +440,16 @@ fn builds_with_an_id_key_are_reproducible() {
     let mut manifests = Vec::new();
     for n in ["a", "b"] {
         let out = d.path().join(n);
-        assert_ok(&run_nodeimg(&["build", p(&cfg), "-o", p(&out)]), "nodeimg build with id-key");
+        assert_ok(
+            &run_nodeimg(&["build", p(&cfg), "-o", p(&out)]),
+            "nodeimg build with id-key",
+        );
         manifests.push(std::fs::read(out.join("manifest.json")).unwrap());
     }
-    assert_eq!(manifests[0], manifests[1], "two builds with an ID key differ");
+    assert_eq!(
+        manifests[0], manifests[1],
+        "two builds with an ID key differ"
+    );
     let m: Value = serde_json::from_slice(&manifests[0]).unwrap();
     let snp = m["snp"].as_array().unwrap();
     assert_eq!(snp.len(), 2);
@@ -369,16 +457,32 @@ fn builds_with_an_id_key_are_reproducible() {
         assert_eq!(e["policy"], "0x130000");
         assert_eq!(e["id_block"]["guest_svn"], 2);
         let q = e["qemu_args"][3].as_str().unwrap();
-        assert!(q.contains("policy=0x130000,id-block=") && q.ends_with("author-key-enabled=on"), "{q}");
+        assert!(
+            q.contains("policy=0x130000,id-block=") && q.ends_with("author-key-enabled=on"),
+            "{q}"
+        );
     }
     let key = d.path().join("k");
     assert_ok(&run_nodeimg(&["keygen", "-o", p(&key)]), "keygen");
     let mp = d.path().join("a/manifest.json");
-    assert_ok(&run_nodeimg(&["sign", p(&mp), "--key", p(&key), "-o", p(&d.path().join("a/b.json"))]), "sign");
+    assert_ok(
+        &run_nodeimg(&[
+            "sign",
+            p(&mp),
+            "--key",
+            p(&key),
+            "-o",
+            p(&d.path().join("a/b.json")),
+        ]),
+        "sign",
+    );
     let (ok, checks) = verify(
         &mp,
         &PathBuf::from(format!("{}.pub", key.display())),
         &["--bundle", p(&d.path().join("a/b.json"))],
     );
-    assert!(ok && status(&checks, "snp-id-blocks").0 == "ok", "{checks:#?}");
+    assert!(
+        ok && status(&checks, "snp-id-blocks").0 == "ok",
+        "{checks:#?}"
+    );
 }

@@ -20,7 +20,11 @@ pub fn checks(out: &mut Vec<Check>, f: &SnpIdFiles, manifest: &Value) -> Result<
             .context("the signed manifest's snp entries are malformed")?,
         None => Vec::new(),
     };
-    let id_key = f.id_key.as_deref().map(|p| pin(p, "--snp-id-key")).transpose()?;
+    let id_key = f
+        .id_key
+        .as_deref()
+        .map(|p| pin(p, "--snp-id-key"))
+        .transpose()?;
     let author_key = f
         .author_key
         .as_deref()
@@ -83,7 +87,11 @@ pub fn checks(out: &mut Vec<Check>, f: &SnpIdFiles, manifest: &Value) -> Result<
         .id_block
         .as_ref()
         .map_or("", |i| i.id_key_digest.as_str());
-    let pinned = if id_key.is_some() { "the pinned" } else { "its" };
+    let pinned = if id_key.is_some() {
+        "the pinned"
+    } else {
+        "its"
+    };
     out.push(Check {
         check: "snp-id-blocks",
         status: Status::Ok,
@@ -99,7 +107,8 @@ pub fn checks(out: &mut Vec<Check>, f: &SnpIdFiles, manifest: &Value) -> Result<
 /// A pinned public key (SPKI PEM) as DER.
 fn pin(path: &Path, flag: &str) -> Result<Vec<u8>> {
     let pem = crate::infile::read_capped(path, crate::infile::KEY_MAX, "public key")?;
-    let text = String::from_utf8(pem).with_context(|| format!("{flag} {}: not PEM text", path.display()))?;
+    let text = String::from_utf8(pem)
+        .with_context(|| format!("{flag} {}: not PEM text", path.display()))?;
     let key = measurements::cvm::IdPublicKey::from_spki_pem(&text)
         .with_context(|| format!("{flag} {}", path.display()))?;
     Ok(key.spki_der())

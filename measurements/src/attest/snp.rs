@@ -196,7 +196,10 @@ fn launch_policy_checks(
     if let Some(want) = &x.policy {
         let got = format!("{policy:#x}");
         let (status, detail) = if got.eq_ignore_ascii_case(want) {
-            (Status::Ok, format!("POLICY {got} is the manifest's for this digest"))
+            (
+                Status::Ok,
+                format!("POLICY {got} is the manifest's for this digest"),
+            )
         } else {
             (
                 Status::Failed,
@@ -212,10 +215,26 @@ fn launch_policy_checks(
     let zero = "0".repeat(96);
     let author = id.author_key_digest.as_deref().unwrap_or(&zero);
     let fields = [
-        ("ID_KEY_DIGEST", hex::encode(&report.id_key_digest[..]), id.id_key_digest.as_str()),
-        ("AUTHOR_KEY_DIGEST", hex::encode(&report.author_key_digest[..]), author),
-        ("FAMILY_ID", hex::encode(&report.family_id[..]), id.family_id.as_str()),
-        ("IMAGE_ID", hex::encode(&report.image_id[..]), id.image_id.as_str()),
+        (
+            "ID_KEY_DIGEST",
+            hex::encode(&report.id_key_digest[..]),
+            id.id_key_digest.as_str(),
+        ),
+        (
+            "AUTHOR_KEY_DIGEST",
+            hex::encode(&report.author_key_digest[..]),
+            author,
+        ),
+        (
+            "FAMILY_ID",
+            hex::encode(&report.family_id[..]),
+            id.family_id.as_str(),
+        ),
+        (
+            "IMAGE_ID",
+            hex::encode(&report.image_id[..]),
+            id.image_id.as_str(),
+        ),
     ];
     let mut bad: Vec<String> = fields
         .iter()
@@ -223,19 +242,28 @@ fn launch_policy_checks(
         .map(|(n, got, want)| format!("{n} {got}, manifest {want}"))
         .collect();
     if report.guest_svn != id.guest_svn {
-        bad.push(format!("GUEST_SVN {}, manifest {}", report.guest_svn, id.guest_svn));
+        bad.push(format!(
+            "GUEST_SVN {}, manifest {}",
+            report.guest_svn, id.guest_svn
+        ));
     }
     if bad.is_empty() {
         c.push(
             "snp-report-id",
             Status::Ok,
-            format!("launched with the manifest's ID block (ID key digest {})", id.id_key_digest),
+            format!(
+                "launched with the manifest's ID block (ID key digest {})",
+                id.id_key_digest
+            ),
         );
     } else {
         c.push(
             "snp-report-id",
             Status::Failed,
-            format!("not launched with the manifest's ID block: {}", bad.join("; ")),
+            format!(
+                "not launched with the manifest's ID block: {}",
+                bad.join("; ")
+            ),
         );
     }
 }

@@ -37,25 +37,28 @@ pub fn verify_id_block(e: &IdBlockEvidence<'_>, entries: &[SnpEntry]) -> Vec<Che
         "snp-id-block",
         parsed.clone().and_then(|b| block_matches(&b, entries)),
     );
-    let auth = match (&parsed, IdAuth::parse(e.auth)) {
-        (Ok(block), Ok(auth)) => c.result(
-            "snp-id-auth",
-            auth.verify(block).map_err(|x| x.to_string()).map(|()| {
-                let d = match &auth.author {
+    let auth =
+        match (&parsed, IdAuth::parse(e.auth)) {
+            (Ok(block), Ok(auth)) => {
+                c.result(
+                    "snp-id-auth",
+                    auth.verify(block).map_err(|x| x.to_string()).map(|()| {
+                        let d = match &auth.author {
                     Some(_) => "the ID block signature verifies with the ID key in the ID auth, \
                                 and the author key's signature over the ID key",
                     None => "the ID block signature verifies with the ID key in the ID auth (no \
                              author key)",
                 };
-                (auth.clone(), d.to_string())
-            }),
-        ),
-        (_, Err(x)) => c.result::<()>("snp-id-auth", Err(x.to_string())).and(None),
-        (Err(_), Ok(_)) => {
-            c.push("snp-id-auth", Status::Skipped, "the ID block did not parse");
-            None
-        }
-    };
+                        (auth.clone(), d.to_string())
+                    }),
+                )
+            }
+            (_, Err(x)) => c.result::<()>("snp-id-auth", Err(x.to_string())).and(None),
+            (Err(_), Ok(_)) => {
+                c.push("snp-id-auth", Status::Skipped, "the ID block did not parse");
+                None
+            }
+        };
     let Some(auth) = auth else {
         for k in ["snp-id-key", "snp-author-key"] {
             c.push(k, Status::Skipped, "the ID auth did not verify");
@@ -86,7 +89,10 @@ pub fn verify_id_block(e: &IdBlockEvidence<'_>, entries: &[SnpEntry]) -> Vec<Che
 }
 
 /// The manifest entry the block's digest names, if the policy (and recorded ids) agree.
-fn block_matches<'m>(b: &IdBlock, entries: &'m [SnpEntry]) -> Result<(&'m SnpEntry, String), String> {
+fn block_matches<'m>(
+    b: &IdBlock,
+    entries: &'m [SnpEntry],
+) -> Result<(&'m SnpEntry, String), String> {
     let ld = b.launch_digest.hex();
     let matching: Vec<&SnpEntry> = entries
         .iter()
@@ -115,7 +121,11 @@ fn block_matches<'m>(b: &IdBlock, entries: &'m [SnpEntry]) -> Result<(&'m SnpEnt
         ));
     };
     if let Some(r) = &x.id_block {
-        let ours = (hex::encode(b.family_id), hex::encode(b.image_id), b.guest_svn);
+        let ours = (
+            hex::encode(b.family_id),
+            hex::encode(b.image_id),
+            b.guest_svn,
+        );
         let theirs = (r.family_id.clone(), r.image_id.clone(), r.guest_svn);
         if ours != theirs {
             return Err(format!(
@@ -162,7 +172,10 @@ fn key_check(
                 hex::encode(pin.digest())
             ));
         }
-        return Ok(((), format!("the {what} is the pinned one (digest {digest})")));
+        return Ok((
+            (),
+            format!("the {what} is the pinned one (digest {digest})"),
+        ));
     }
     match recorded {
         Some(r) if r.eq_ignore_ascii_case(&digest) => Ok((
@@ -174,7 +187,11 @@ fn key_check(
         )),
         None => Err(format!(
             "no {what} to check against: pin one (--snp-{}) or use a manifest with ID blocks",
-            if what == "ID key" { "id-key" } else { "author-key" }
+            if what == "ID key" {
+                "id-key"
+            } else {
+                "author-key"
+            }
         )),
     }
 }

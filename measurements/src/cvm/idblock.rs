@@ -517,7 +517,10 @@ mod tests {
         let ours_bytes = ours.to_bytes();
         assert_eq!(ours_bytes.len(), ID_AUTH_LEN);
         // Everything but the two signatures is byte-identical.
-        let sigs = [ID_BLOCK_SIG..ID_BLOCK_SIG + SIG_LEN, ID_KEY_SIG..ID_KEY_SIG + SIG_LEN];
+        let sigs = [
+            ID_BLOCK_SIG..ID_BLOCK_SIG + SIG_LEN,
+            ID_KEY_SIG..ID_KEY_SIG + SIG_LEN,
+        ];
         for (i, (a, b)) in ours_bytes.iter().zip(&theirs).enumerate() {
             if !sigs.iter().any(|r| r.contains(&i)) {
                 assert_eq!(a, b, "ID auth byte {i:#x}");
@@ -525,7 +528,9 @@ mod tests {
         }
         // Their signatures verify with our code; ours with the same keys they hold.
         let parsed = IdAuth::parse(&theirs).unwrap();
-        parsed.verify(&IdBlock::parse(&block_bytes).unwrap()).unwrap();
+        parsed
+            .verify(&IdBlock::parse(&block_bytes).unwrap())
+            .unwrap();
         assert_eq!(parsed.id_key, ours.id_key);
         assert_eq!(parsed.id_key.digest().as_slice(), id_digest.as_slice());
         assert_eq!(
@@ -562,11 +567,18 @@ mod tests {
         let mut other = block();
         other.policy = SnpPolicy::new(0xb0000).unwrap(); // debug on
         let e = auth.verify(&other).unwrap_err().to_string();
-        assert!(e.contains("ID_BLOCK_SIG") && e.contains("does not verify"), "{e}");
+        assert!(
+            e.contains("ID_BLOCK_SIG") && e.contains("does not verify"),
+            "{e}"
+        );
         // Another author key over the same ID key.
         let mut swapped = auth.clone();
         swapped.author = Some((auth.id_key, auth.author.unwrap().1));
-        assert!(swapped.verify(&block()).unwrap_err().to_string().contains("ID_KEY_SIG"));
+        assert!(swapped
+            .verify(&block())
+            .unwrap_err()
+            .to_string()
+            .contains("ID_KEY_SIG"));
         // Flipped bytes in the structure.
         let mut b = auth.to_bytes();
         b[ID_KEY + 4] ^= 1;
@@ -582,39 +594,68 @@ mod tests {
             e.starts_with("--id-key p256key.pem: a P-256 key; the SEV-SNP ID and author keys must be ECDSA P-384"),
             "{e}"
         );
-        let p256 = crate::signing::SigningKey::from_seed(crate::signing::Algorithm::EcdsaP256, &[7; 32]).unwrap();
+        let p256 =
+            crate::signing::SigningKey::from_seed(crate::signing::Algorithm::EcdsaP256, &[7; 32])
+                .unwrap();
         let e = sign(&block(), &p256, None).unwrap_err().to_string();
-        assert!(e.contains("ecdsa-p256-sha256") && e.contains("must be ECDSA P-384"), "{e}");
+        assert!(
+            e.contains("ecdsa-p256-sha256") && e.contains("must be ECDSA P-384"),
+            "{e}"
+        );
         let e = IdPublicKey::from_spki_der(&crate::signer::Signer::public_key_der(&p256))
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("a P-256 key;"), "{e}");
         // Wrong sizes, versions, algorithms, curves, reserved policy bits.
         let good = block().to_bytes();
-        assert!(IdBlock::parse(&good[..0x5f]).unwrap_err().to_string().contains("95 bytes, expected 96"));
+        assert!(IdBlock::parse(&good[..0x5f])
+            .unwrap_err()
+            .to_string()
+            .contains("95 bytes, expected 96"));
         let mut b = good;
         b[80] = 2;
-        assert!(IdBlock::parse(&b).unwrap_err().to_string().contains("VERSION: 2"));
+        assert!(IdBlock::parse(&b)
+            .unwrap_err()
+            .to_string()
+            .contains("VERSION: 2"));
         let mut b = good;
         b[88 + 2] = 0; // bit 17 cleared
-        assert!(IdBlock::parse(&b).unwrap_err().to_string().contains("bit 17"));
+        assert!(IdBlock::parse(&b)
+            .unwrap_err()
+            .to_string()
+            .contains("bit 17"));
         let mut b = good;
         b[88 + 7] = 0x80;
-        assert!(IdBlock::parse(&b).unwrap_err().to_string().contains("reserved bits"));
+        assert!(IdBlock::parse(&b)
+            .unwrap_err()
+            .to_string()
+            .contains("reserved bits"));
         let (id, _) = keys();
         let auth = sign(&block(), &id, None).unwrap().to_bytes();
         assert!(IdAuth::parse(&auth[1..]).is_err());
         let mut a = auth.clone();
         a[0] = 2;
-        assert!(IdAuth::parse(&a).unwrap_err().to_string().contains("ID_KEY_ALGO: 2"));
+        assert!(IdAuth::parse(&a)
+            .unwrap_err()
+            .to_string()
+            .contains("ID_KEY_ALGO: 2"));
         let mut a = auth.clone();
         a[4] = 7;
-        assert!(IdAuth::parse(&a).unwrap_err().to_string().contains("AUTHOR_KEY_ALGO: 7"));
+        assert!(IdAuth::parse(&a)
+            .unwrap_err()
+            .to_string()
+            .contains("AUTHOR_KEY_ALGO: 7"));
         let mut a = auth.clone();
         a[ID_KEY] = 1;
-        assert!(IdAuth::parse(&a).unwrap_err().to_string().contains("curve 1"));
+        assert!(IdAuth::parse(&a)
+            .unwrap_err()
+            .to_string()
+            .contains("curve 1"));
         let mut a = auth;
         a[ID_BLOCK_SIG + 0x47] = 1;
-        assert!(IdAuth::parse(&a).unwrap_err().to_string().contains("wider than 384 bits"));
+        assert!(IdAuth::parse(&a)
+            .unwrap_err()
+            .to_string()
+            .contains("wider than 384 bits"));
     }
 }

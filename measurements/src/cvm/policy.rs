@@ -226,7 +226,11 @@ mod tests {
             ("debug,migrate-ma", 0xe0000),
             ("page-swap-disable", 0x2020000),
         ] {
-            assert_eq!(s.parse::<SnpPolicy>().map(SnpPolicy::value), Ok(want), "{s}");
+            assert_eq!(
+                s.parse::<SnpPolicy>().map(SnpPolicy::value),
+                Ok(want),
+                "{s}"
+            );
         }
         let p: SnpPolicy = "smt,single-socket,abi-major=1".parse().unwrap();
         assert_eq!(p.describe(), "smt, single-socket, abi >= 1.0");
@@ -238,7 +242,10 @@ mod tests {
     #[test]
     fn reserved_bits_and_bad_spellings_are_refused() {
         let e = "0x10000".parse::<SnpPolicy>().unwrap_err().to_string();
-        assert!(e.contains("bit 17 is reserved and must be 1") && e.contains("0x30000"), "{e}");
+        assert!(
+            e.contains("bit 17 is reserved and must be 1") && e.contains("0x30000"),
+            "{e}"
+        );
         let e = "0x4030000".parse::<SnpPolicy>().unwrap_err().to_string();
         assert!(e.contains("reserved bits 0x4000000"), "{e}");
         assert!(SnpPolicy::new(1 << 63 | RESERVED_ONE).is_err());
