@@ -429,6 +429,8 @@ pub enum TokenKeyType {
     P256,
     /// RSA-2048 (Secure Boot).
     Rsa2048,
+    /// ECDSA P-384 (SEV-SNP ID and author keys).
+    P384,
 }
 
 /// Generates a key pair in the token under the URI's label/id (refusing an existing one) and
@@ -469,6 +471,10 @@ pub fn generate(uri_text: &str, kind: TokenKeyType) -> Result<Vec<u8>> {
     let mechanism = match kind {
         TokenKeyType::P256 => {
             public.push(Attribute::EcParams(P256_PARAMS.to_vec()));
+            Mechanism::EccKeyPairGen
+        }
+        TokenKeyType::P384 => {
+            public.push(Attribute::EcParams(P384_PARAMS.to_vec()));
             Mechanism::EccKeyPairGen
         }
         TokenKeyType::Rsa2048 => {

@@ -206,6 +206,32 @@ impl fmt::Debug for P384Key {
 }
 
 impl P384Key {
+    /// A fresh key from `rng`.
+    pub fn generate(rng: &mut impl rand_core::CryptoRngCore, label: &str) -> P384Key {
+        P384Key {
+            key: p384::ecdsa::SigningKey::random(rng),
+            label: label.to_string(),
+        }
+    }
+
+    /// The key as PKCS#8 PEM (in a zeroizing buffer).
+    pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<String>, SignerError> {
+        use p384::pkcs8::EncodePrivateKey as _;
+        p384::SecretKey::from(&self.key)
+            .to_pkcs8_pem(p384::pkcs8::LineEnding::LF)
+            .map_err(|e| SignerError::Key(format!("encoding {}: {e}", self.label)))
+    }
+
+    /// The public key as SPKI PEM.
+    pub fn public_key_pem(&self) -> String {
+        pkcs8::der::pem::encode_string(
+            "PUBLIC KEY",
+            pkcs8::LineEnding::LF,
+            &Signer::public_key_der(self),
+        )
+        .unwrap_or_default()
+    }
+
     /// A key from its 48-byte secret scalar (big-endian); for tests and fixtures.
     pub fn from_bytes(secret: &[u8], label: &str) -> Result<P384Key, SignerError> {
         let key = p384::ecdsa::SigningKey::from_slice(secret)
