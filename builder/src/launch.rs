@@ -44,6 +44,7 @@ fn snp_entries(cfg: &SnpConfig) -> Result<Vec<SnpEntry>> {
         .map(|v| v.parse::<VmmType>())
         .collect::<Result<Vec<_>, _>>()
         .context("measurements.snp.vmm-types")?;
+    // Keys and policy first: a bad key fails before any firmware is hashed.
     let policy = measurements::cvm::SnpPolicy::from_fields(
         cfg.policy.flags.iter().copied(),
         cfg.policy.abi_major,
@@ -51,6 +52,19 @@ fn snp_entries(cfg: &SnpConfig) -> Result<Vec<SnpEntry>> {
     )
     .context("measurements.snp.policy")?;
     let id = cfg.id_block.as_ref().map(id_params).transpose()?;
+    let mut out = digests(cfg, &types, &vmms)?;
+    for e in &mut out {
+        launch_policy(e, policy, id.as_ref())?;
+    }
+    Ok(out)
+}
+
+/// Every combination's launch digest (policy, ID block and QEMU arguments still unset).
+fn digests(
+    cfg: &SnpConfig,
+    types: &[(&str, VcpuSignature)],
+    vmms: &[VmmType],
+) -> Result<Vec<SnpEntry>> {
     let mut out = Vec::new();
     for path in &cfg.ovmf {
         let (bytes, sha) = read_firmware(path, "measurements.snp.ovmf")?;
@@ -64,8 +78,8 @@ fn snp_entries(cfg: &SnpConfig) -> Result<Vec<SnpEntry>> {
         // The firmware pages are the same for every combination: hash them once and seed.
         let seed = snp::ovmf_hash(&fw).with_context(what)?;
         for &vcpus in &cfg.vcpus {
-            for &(vcpu_type, sig) in &types {
-                for &vmm in &vmms {
+            for &(vcpu_type, sig) in types {
+                for &vmm in vmms {
                     for &features in &cfg.guest_features {
                         let launch = SnpLaunch {
                             vcpus,
@@ -76,13 +90,6 @@ fn snp_entries(cfg: &SnpConfig) -> Result<Vec<SnpEntry>> {
                             ovmf_hash: Some(seed),
                         };
                         let m = snp::launch_digest(&fw, &launch).with_context(what)?;
-                        let id_block = id
-                            .as_ref()
-                            .map(|p| crate::snp_id::sign(p, &m, policy))
-                            .transpose()
-                            .context("measurements.snp.id-key")?;
-                        let qemu_args = (vmm == VmmType::Qemu)
-                            .then(|| crate::snp_id::qemu_args(policy, id_block.as_ref()));
                         out.push(SnpEntry {
                             vcpus,
                             vcpu_type: vcpu_type.to_string(),
@@ -91,9 +98,9 @@ fn snp_entries(cfg: &SnpConfig) -> Result<Vec<SnpEntry>> {
                             guest_features: GuestFeatures(features).to_string(),
                             ovmf_sha256: sha.clone(),
                             measurement: m.hex(),
-                            policy: Some(policy.to_string()),
-                            id_block,
-                            qemu_args,
+                            policy: None,
+                            id_block: None,
+                            qemu_args: None,
                         });
                     }
                 }
@@ -101,6 +108,25 @@ fn snp_entries(cfg: &SnpConfig) -> Result<Vec<SnpEntry>> {
         }
     }
     Ok(out)
+}
+
+/// Records the guest policy next to the digest, signs its ID block (with an ID key) and spells
+/// the QEMU arguments (QEMU entries).
+fn launch_policy(
+    e: &mut SnpEntry,
+    policy: measurements::cvm::SnpPolicy,
+    id: Option<&crate::snp_id::IdParams>,
+) -> Result<()> {
+    let m = measurements::cvm::SnpMeasurement::from_hex("launch digest", &e.measurement)?;
+    e.policy = Some(policy.to_string());
+    e.id_block = id
+        .map(|p| crate::snp_id::sign(p, &m, policy))
+        .transpose()
+        .context("measurements.snp.id-key")?;
+    if e.vmm_type == VmmType::Qemu.to_string() {
+        e.qemu_args = Some(crate::snp_id::qemu_args(policy, e.id_block.as_ref()));
+    }
+    Ok(())
 }
 
 fn id_params(c: &image_config::SnpIdBlockConfig) -> Result<crate::snp_id::IdParams> {
