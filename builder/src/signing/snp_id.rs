@@ -96,7 +96,7 @@ pub fn checks(out: &mut Vec<Check>, f: &SnpIdFiles, manifest: &Value) -> Result<
         check: "snp-id-blocks",
         status: Status::Ok,
         detail: format!(
-            "the manifest's {} ID blocks carry their digests and policies and verify with {pinned} \
+            "the manifest's {} ID block(s) carry their digests and policies and verify with {pinned} \
              ID key (digest {digest})",
             with_blocks.len()
         ),

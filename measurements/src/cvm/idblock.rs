@@ -177,7 +177,8 @@ impl IdPublicKey {
             return Err(IdBlockError::Field {
                 what: "public key",
                 why: format!(
-                    "a `{label}` PEM block; expected `PUBLIC KEY` (openssl pkey -in KEY -pubout)"
+                    "the PEM block is `{label}`, expected `PUBLIC KEY` (openssl pkey -in KEY \
+                     -pubout)"
                 ),
             });
         }
