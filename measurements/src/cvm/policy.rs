@@ -18,7 +18,8 @@
 //! | 25    | `PAGE_SWAP_DISABLE` | SNP_PAGE_MOVE / SWAP_OUT / SWAP_IN are refused              |
 //! | 63:26 | reserved            | must be 0                                                   |
 //!
-//! The layout is ABI 1.58's (as virtee/sev 6.3's `GuestPolicy` has it). Bits 26 and up are
+//! The layout is the current SEV-SNP ABI's, as virtee/sev 6.3's `GuestPolicy` has it
+//! (`PAGE_SWAP_DISABLE`, bit 25, is the newest; older firmware refuses it). Bits 26 and up are
 //! refused: a firmware that does not know a bit refuses the launch anyway, and a bit a later
 //! ABI defines deserves a name here before nodeimg signs it.
 
@@ -53,8 +54,8 @@ pub enum PolicyError {
     ReservedOneClear(u64, u64),
     /// A reserved bit above 25 is set.
     #[error(
-        "guest policy {value:#x}: reserved bits {bits:#x} set (bits 26-63 must be 0 in SEV-SNP \
-         ABI 1.58)"
+        "guest policy {value:#x}: reserved bits {bits:#x} set (bits 26-63 must be 0; the \
+         SEV-SNP ABI defines bits 0-25)"
     )]
     ReservedSet {
         /// The whole value.
