@@ -44,6 +44,17 @@ pub fn checks(out: &mut Vec<Check>, f: &SnpIdFiles, manifest: &Value) -> Result<
         ));
         return Ok(());
     }
+    manifest_blocks(out, &entries, id_key.as_deref(), author_key.as_deref());
+    Ok(())
+}
+
+/// The manifest's own ID blocks: one summary line, or the first failure.
+fn manifest_blocks(
+    out: &mut Vec<Check>,
+    entries: &[SnpEntry],
+    id_key: Option<&[u8]>,
+    author_key: Option<&[u8]>,
+) {
     let with_blocks: Vec<&SnpEntry> = entries.iter().filter(|e| e.id_block.is_some()).collect();
     if with_blocks.is_empty() {
         if id_key.is_some() || author_key.is_some() {
@@ -55,7 +66,7 @@ pub fn checks(out: &mut Vec<Check>, f: &SnpIdFiles, manifest: &Value) -> Result<
                     .into(),
             });
         }
-        return Ok(());
+        return;
     }
     let b64 = base64::engine::general_purpose::STANDARD;
     for e in &with_blocks {
@@ -66,10 +77,10 @@ pub fn checks(out: &mut Vec<Check>, f: &SnpIdFiles, manifest: &Value) -> Result<
             &IdBlockEvidence {
                 block: &block,
                 auth: &auth,
-                id_key_spki: id_key.as_deref(),
-                author_key_spki: author_key.as_deref(),
+                id_key_spki: id_key,
+                author_key_spki: author_key,
             },
-            &entries,
+            entries,
         );
         if let Some(bad) = lines.iter().find(|c| c.status == Status::Failed) {
             out.push(Check {
@@ -80,7 +91,7 @@ pub fn checks(out: &mut Vec<Check>, f: &SnpIdFiles, manifest: &Value) -> Result<
                     e.measurement, e.vcpus, e.vcpu_type, bad.check, bad.detail
                 ),
             });
-            return Ok(());
+            return;
         }
     }
     let digest = with_blocks[0]
@@ -101,7 +112,6 @@ pub fn checks(out: &mut Vec<Check>, f: &SnpIdFiles, manifest: &Value) -> Result<
             with_blocks.len()
         ),
     });
-    Ok(())
 }
 
 /// A pinned public key (SPKI PEM) as DER.
