@@ -7,7 +7,8 @@
 //!   signatures: theirs through `nodeimg verify --snp-id-block/--snp-id-auth`, ours through
 //!   Python `cryptography` (the oracle's own dependency);
 //! * `nodeimg verify` refuses a pair for another policy or signed by another key;
-//! * two builds with `[measurements.snp] id-key` write byte-identical manifests.
+//! * two builds with `[measurements.snp] id-key` write byte-identical manifests;
+//! * QEMU's `sev-snp-guest` takes the `qemu_args` (property names, policy, a 96-byte ID block).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -484,5 +485,62 @@ fn builds_with_an_id_key_are_reproducible() {
     assert!(
         ok && status(&checks, "snp-id-blocks").0 == "ok",
         "{checks:#?}"
+    );
+}
+
+/// QEMU 9.1+ takes the manifest's `qemu_args` as they are: the `sev-snp-guest` property names,
+/// the policy and the base64 ID block (QEMU checks its 96 bytes when the object is created; a
+/// truncated one is refused, so acceptance means something). Without an SNP host QEMU then stops
+/// at guest memory setup ("KVM required" under TCG), after every property was parsed.
+#[test]
+fn qemu_accepts_the_sev_snp_guest_arguments() {
+    if !have_tool("qemu-system-x86_64") {
+        return;
+    }
+    let (id, author) = (fixture("idkey.pem"), fixture("authorkey.pem"));
+    let v = ours(&[
+        "--id-key",
+        p(&id),
+        "--author-key",
+        p(&author),
+        "--policy",
+        "smt,single-socket",
+    ]);
+    let args: Vec<String> = serde_json::from_value(v["qemu_args"].clone()).unwrap();
+    assert!(
+        args[3].contains("id-auth=") && args[3].contains("policy=0x130000"),
+        "{args:?}"
+    );
+    let qemu = |args: &[String]| {
+        let out = Command::new("timeout")
+            .args([
+                "30",
+                "qemu-system-x86_64",
+                "-accel",
+                "tcg",
+                "-machine",
+                "q35",
+            ])
+            .args(["-nodefaults", "-display", "none", "-S"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "QEMU started an SNP guest under TCG?"
+        );
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let err = qemu(&args);
+    assert!(
+        err.contains("KVM required"),
+        "QEMU refused the arguments: {err}"
+    );
+    let mut bad = args.clone();
+    bad[3] = bad[3].replace("id-block=", "id-block=AAAA");
+    let err = qemu(&bad);
+    assert!(
+        err.contains("not equal to 96"),
+        "QEMU did not check the ID block: {err}"
     );
 }
