@@ -236,9 +236,6 @@ fn id_params(a: &Args) -> Result<Option<crate::snp_id::IdParams>> {
     if !matches!(a.mode, Mode::Snp | Mode::SnpSvsm) {
         bail!("--id-key signs an SEV-SNP launch digest: use --mode snp or snp:svsm");
     }
-    if a.output_format != OutputFormat::Hex {
-        bail!("--id-key prints base64 ID blocks; drop --output-format base64");
-    }
     let id = |v: &Option<String>, flag| {
         v.as_deref()
             .map_or(Ok([0; 16]), |s| crate::snp_id::parse_id(s, flag))
