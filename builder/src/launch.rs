@@ -44,6 +44,27 @@ fn snp_entries(cfg: &SnpConfig) -> Result<Vec<SnpEntry>> {
         .map(|v| v.parse::<VmmType>())
         .collect::<Result<Vec<_>, _>>()
         .context("measurements.snp.vmm-types")?;
+    // Keys and policy first: a bad key fails before any firmware is hashed.
+    let policy = measurements::cvm::SnpPolicy::from_fields(
+        cfg.policy.flags.iter().copied(),
+        cfg.policy.abi_major,
+        cfg.policy.abi_minor,
+    )
+    .context("measurements.snp.policy")?;
+    let id = cfg.id_block.as_ref().map(id_params).transpose()?;
+    let mut out = digests(cfg, &types, &vmms)?;
+    for e in &mut out {
+        launch_policy(e, policy, id.as_ref())?;
+    }
+    Ok(out)
+}
+
+/// Every combination's launch digest (policy, ID block and QEMU arguments still unset).
+fn digests(
+    cfg: &SnpConfig,
+    types: &[(&str, VcpuSignature)],
+    vmms: &[VmmType],
+) -> Result<Vec<SnpEntry>> {
     let mut out = Vec::new();
     for path in &cfg.ovmf {
         let (bytes, sha) = read_firmware(path, "measurements.snp.ovmf")?;
@@ -57,8 +78,8 @@ fn snp_entries(cfg: &SnpConfig) -> Result<Vec<SnpEntry>> {
         // The firmware pages are the same for every combination: hash them once and seed.
         let seed = snp::ovmf_hash(&fw).with_context(what)?;
         for &vcpus in &cfg.vcpus {
-            for &(vcpu_type, sig) in &types {
-                for &vmm in &vmms {
+            for &(vcpu_type, sig) in types {
+                for &vmm in vmms {
                     for &features in &cfg.guest_features {
                         let launch = SnpLaunch {
                             vcpus,
@@ -77,6 +98,9 @@ fn snp_entries(cfg: &SnpConfig) -> Result<Vec<SnpEntry>> {
                             guest_features: GuestFeatures(features).to_string(),
                             ovmf_sha256: sha.clone(),
                             measurement: m.hex(),
+                            policy: None,
+                            id_block: None,
+                            qemu_args: None,
                         });
                     }
                 }
@@ -84,6 +108,39 @@ fn snp_entries(cfg: &SnpConfig) -> Result<Vec<SnpEntry>> {
         }
     }
     Ok(out)
+}
+
+/// Records the guest policy next to the digest, signs its ID block (with an ID key) and spells
+/// the QEMU arguments (QEMU entries).
+fn launch_policy(
+    e: &mut SnpEntry,
+    policy: measurements::cvm::SnpPolicy,
+    id: Option<&crate::snp_id::IdParams>,
+) -> Result<()> {
+    let m = measurements::cvm::SnpMeasurement::from_hex("launch digest", &e.measurement)?;
+    e.policy = Some(policy.to_string());
+    e.id_block = id
+        .map(|p| crate::snp_id::sign(p, &m, policy))
+        .transpose()
+        .context("measurements.snp.id-key")?;
+    if e.vmm_type == VmmType::Qemu.to_string() {
+        e.qemu_args = Some(crate::snp_id::qemu_args(policy, e.id_block.as_ref()));
+    }
+    Ok(())
+}
+
+fn id_params(c: &image_config::SnpIdBlockConfig) -> Result<crate::snp_id::IdParams> {
+    Ok(crate::snp_id::IdParams {
+        id_key: crate::snp_id::load_key(&c.id_key, "measurements.snp.id-key")?,
+        author_key: c
+            .author_key
+            .as_deref()
+            .map(|k| crate::snp_id::load_key(k, "measurements.snp.author-key"))
+            .transpose()?,
+        family_id: c.family_id,
+        image_id: c.image_id,
+        guest_svn: c.guest_svn,
+    })
 }
 
 fn tdx_entries(cfg: &TdxConfig) -> Result<Vec<TdxEntry>> {
@@ -129,6 +186,12 @@ mod tests {
                 vcpu_types: vcpu_types.iter().map(|s| s.to_string()).collect(),
                 vmm_types: vmm_types.iter().map(|s| s.to_string()).collect(),
                 guest_features: vec![0x1, 0x21],
+                policy: image_config::SnpPolicyFields {
+                    flags: vec!["smt"],
+                    abi_major: 0,
+                    abi_minor: 0,
+                },
+                id_block: None,
             }),
             platform_values: vec![],
             tdx: None,
@@ -162,6 +225,51 @@ mod tests {
         assert_eq!(
             first.ovmf_sha256,
             "8f765dfabc127fc0a938a0744a3103ec15864d7d794eb4c398aa976b6d6ab16c"
+        );
+    }
+
+    /// With an ID key, every entry carries an ID block over its own digest and the policy,
+    /// signed deterministically (RFC 6979): two runs give the same manifest bytes.
+    #[test]
+    fn id_blocks_for_every_combination() {
+        use base64::Engine as _;
+        use measurements::cvm::{IdAuth, IdBlock};
+        let mut cfg = snp_cfg(&["EPYC-v4"], &["QEMU", "ec2"]);
+        let snp = cfg.snp.as_mut().unwrap();
+        snp.policy.flags = vec!["smt", "single-socket"];
+        snp.id_block = Some(image_config::SnpIdBlockConfig {
+            id_key: fixture("idkey.pem"),
+            author_key: Some(fixture("authorkey.pem")),
+            family_id: [1; 16],
+            image_id: [2; 16],
+            guest_svn: 7,
+        });
+        let entries = manifest_entries(&cfg).unwrap().0.unwrap();
+        assert_eq!(entries.len(), 2 * 2 * 2);
+        let b64 = base64::engine::general_purpose::STANDARD;
+        for e in &entries {
+            assert_eq!(e.policy.as_deref(), Some("0x130000"));
+            let id = e.id_block.as_ref().unwrap();
+            let block = IdBlock::parse(&b64.decode(&id.block).unwrap()).unwrap();
+            assert_eq!(block.launch_digest.hex(), e.measurement);
+            assert_eq!((block.guest_svn, block.family_id), (7, [1; 16]));
+            assert_eq!(block.policy.to_string(), "0x130000");
+            let auth = IdAuth::parse(&b64.decode(&id.auth).unwrap()).unwrap();
+            auth.verify(&block).unwrap();
+            assert_eq!(hex::encode(auth.id_key.digest()), id.id_key_digest);
+            assert_eq!(e.qemu_args.is_some(), e.vmm_type == "QEMU");
+            if let Some(q) = &e.qemu_args {
+                assert!(q[3].contains(&format!("id-block={}", id.block)));
+                assert!(q[3].ends_with(",author-key-enabled=on"), "{}", q[3]);
+            }
+        }
+        assert_eq!(manifest_entries(&cfg).unwrap().0.unwrap(), entries);
+        // A P-256 key is refused naming the config key.
+        cfg.snp.as_mut().unwrap().id_block.as_mut().unwrap().id_key = fixture("p256key.pem");
+        let e = format!("{:#}", manifest_entries(&cfg).unwrap_err());
+        assert!(
+            e.contains("measurements.snp.id-key") && e.contains("a P-256 key"),
+            "{e}"
         );
     }
 

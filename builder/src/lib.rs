@@ -24,6 +24,7 @@ pub mod rootfs;
 pub mod sbom;
 pub mod secureboot;
 pub mod signing;
+pub mod snp_id;
 pub mod tool;
 pub mod uki;
 pub mod verity;

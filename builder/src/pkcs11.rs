@@ -24,6 +24,8 @@ use measurements::signer::{Scheme, Signer, SignerError};
 pub const SCHEME: &str = "pkcs11:";
 /// DER of the P-256 curve OID (CKA_EC_PARAMS).
 const P256_PARAMS: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+/// DER of the P-384 curve OID (SEV-SNP ID and author keys).
+const P384_PARAMS: [u8; 7] = [0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
 
 /// Whether a key argument names a token key rather than a file.
 pub fn is_uri(key: &str) -> bool {
@@ -277,17 +279,26 @@ fn public_key_der(session: &Session, key: ObjectHandle) -> Result<(Scheme, Vec<u
     }
     match key_type {
         Some(t) if t == KeyType::EC => {
-            if m.get("params").map(Vec::as_slice) != Some(&P256_PARAMS[..]) {
-                bail!("the token's EC key is not on P-256 (nodeimg signs manifests with P-256)");
-            }
             // CKA_EC_POINT is a DER OCTET STRING around the SEC1 point.
             let point = m
                 .get("point")
                 .ok_or_else(|| anyhow!("the EC public key has no CKA_EC_POINT"))?;
             let sec1 = match point.as_slice() {
                 [0x04, len, rest @ ..] if usize::from(*len) == rest.len() => rest,
+                [0x04, 0x81, len, rest @ ..] if usize::from(*len) == rest.len() => rest,
                 raw => raw,
             };
+            let params = m.get("params").map(Vec::as_slice);
+            if params == Some(&P384_PARAMS[..]) {
+                let pk = p384::PublicKey::from_sec1_bytes(sec1)
+                    .map_err(|e| anyhow!("the token's EC point is not a P-384 point: {e}"))?;
+                let der = p384::pkcs8::EncodePublicKey::to_public_key_der(&pk)
+                    .map_err(|e| anyhow!("encoding the public key: {e}"))?;
+                return Ok((Scheme::EcdsaP384Sha384, der.into_vec()));
+            }
+            if params != Some(&P256_PARAMS[..]) {
+                bail!("the token's EC key is on neither P-256 (manifests) nor P-384 (SEV-SNP ID keys)");
+            }
             let pk = p256::PublicKey::from_sec1_bytes(sec1)
                 .map_err(|e| anyhow!("the token's EC point is not a P-256 point: {e}"))?;
             let der = p256::pkcs8::EncodePublicKey::to_public_key_der(&pk)
@@ -309,7 +320,9 @@ fn public_key_der(session: &Session, key: ObjectHandle) -> Result<(Scheme, Vec<u
                 .map_err(|e| anyhow!("encoding the public key: {e}"))?;
             Ok((Scheme::RsaPkcs1Sha256 { bits }, der.into_vec()))
         }
-        other => bail!("the token's key type {other:?} is not supported (EC P-256 or RSA)"),
+        other => {
+            bail!("the token's key type {other:?} is not supported (EC P-256, EC P-384 or RSA)")
+        }
     }
 }
 
@@ -386,6 +399,16 @@ impl Signer for TokenKey {
                     .as_bytes()
                     .to_vec())
             }
+            Scheme::EcdsaP384Sha384 => {
+                let digest = <sha2::Sha384 as sha2::Digest>::digest(message);
+                let raw = token
+                    .session
+                    .sign(&Mechanism::Ecdsa, self.key, &digest)
+                    .map_err(|e| err(e.to_string()))?;
+                let sig = p384::ecdsa::Signature::from_slice(&raw)
+                    .map_err(|e| err(format!("the token returned no P-384 signature: {e}")))?;
+                Ok(sig.to_der().as_bytes().to_vec())
+            }
             Scheme::RsaPkcs1Sha256 { .. } => token
                 .session
                 .sign(&Mechanism::Sha256RsaPkcs, self.key, message)
@@ -406,6 +429,8 @@ pub enum TokenKeyType {
     P256,
     /// RSA-2048 (Secure Boot).
     Rsa2048,
+    /// ECDSA P-384 (SEV-SNP ID and author keys).
+    P384,
 }
 
 /// Generates a key pair in the token under the URI's label/id (refusing an existing one) and
@@ -446,6 +471,10 @@ pub fn generate(uri_text: &str, kind: TokenKeyType) -> Result<Vec<u8>> {
     let mechanism = match kind {
         TokenKeyType::P256 => {
             public.push(Attribute::EcParams(P256_PARAMS.to_vec()));
+            Mechanism::EccKeyPairGen
+        }
+        TokenKeyType::P384 => {
+            public.push(Attribute::EcParams(P384_PARAMS.to_vec()));
             Mechanism::EccKeyPairGen
         }
         TokenKeyType::Rsa2048 => {

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 pub use resolve::{
     DebianSource, DiskConfig, ImageConfig, KernelConfig, MeasurementsConfig, RootConfig,
-    RootfsSource, SecureBootConfig, SigstoreSigning, SnpConfig, StubSource, TdxConfig, UkiConfig,
-    VerityConfig, DEFAULT_MODULES, SNP_VCPUS, TDX_EDK2_LAYOUTS,
+    RootfsSource, SecureBootConfig, SigstoreSigning, SnpConfig, SnpIdBlockConfig, SnpPolicyFields,
+    StubSource, TdxConfig, UkiConfig, VerityConfig, DEFAULT_MODULES, SNP_VCPUS, TDX_EDK2_LAYOUTS,
 };
 pub use schema::{Bank, Filesystem, HashAlgorithm, OutputFormat, RawConfig, RootMode};
 

@@ -82,6 +82,30 @@ pub struct SnpConfig {
     pub vcpu_types: Vec<String>,
     pub vmm_types: Vec<String>,
     pub guest_features: Vec<u64>,
+    /// The guest policy (recorded with every digest, signed into the ID blocks).
+    pub policy: SnpPolicyFields,
+    /// Sign an ID block per digest with these (absent: no ID blocks).
+    pub id_block: Option<SnpIdBlockConfig>,
+}
+
+/// `[measurements.snp.policy]` resolved: the set single-bit fields by name (the spelling of
+/// `nodeimg measure snp --policy`) and the minimum ABI version. Default: `smt` only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnpPolicyFields {
+    pub flags: Vec<&'static str>,
+    pub abi_major: u8,
+    pub abi_minor: u8,
+}
+
+/// `[measurements.snp] id-key` and the fields of the ID block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnpIdBlockConfig {
+    /// A PEM file (resolved against the config's directory) or a `pkcs11:` URI.
+    pub id_key: PathBuf,
+    pub author_key: Option<PathBuf>,
+    pub family_id: [u8; 16],
+    pub image_id: [u8; 16],
+    pub guest_svn: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -711,6 +735,8 @@ fn resolve_measurements(
                     .unwrap_or_else(|| vec!["EPYC-v4".into()]),
                 vmm_types: s.vmm_types.clone().unwrap_or_else(|| vec!["QEMU".into()]),
                 guest_features,
+                policy: snp_policy(s.policy.as_ref()),
+                id_block: snp_id_block(s, file, base)?,
             })
         }
     };
@@ -758,6 +784,79 @@ fn resolve_measurements(
         tdx,
         platform_values,
     })
+}
+
+fn snp_policy(p: Option<&crate::schema::RawSnpPolicy>) -> SnpPolicyFields {
+    let d = crate::schema::RawSnpPolicy::default();
+    let p = p.unwrap_or(&d);
+    let flags = [
+        ("smt", p.smt.unwrap_or(true)),
+        ("migrate-ma", p.migrate_ma.unwrap_or(false)),
+        ("debug", p.debug.unwrap_or(false)),
+        ("single-socket", p.single_socket.unwrap_or(false)),
+        ("cxl-allow", p.cxl_allow.unwrap_or(false)),
+        ("mem-aes-256-xts", p.mem_aes_256_xts.unwrap_or(false)),
+        ("rapl-dis", p.rapl_dis.unwrap_or(false)),
+        ("ciphertext-hiding", p.ciphertext_hiding.unwrap_or(false)),
+        ("page-swap-disable", p.page_swap_disable.unwrap_or(false)),
+    ];
+    SnpPolicyFields {
+        flags: flags.iter().filter(|f| f.1).map(|f| f.0).collect(),
+        abi_major: p.abi_major.unwrap_or(0),
+        abi_minor: p.abi_minor.unwrap_or(0),
+    }
+}
+
+fn snp_id_block(
+    s: &crate::schema::RawSnp,
+    file: &Path,
+    base: &Path,
+) -> Result<Option<SnpIdBlockConfig>, ConfigError> {
+    let key_path = |key: &str, v: &str| -> Result<PathBuf, ConfigError> {
+        if v.starts_with("pkcs11:") {
+            return Ok(PathBuf::from(v));
+        }
+        existing(file, key, base.join(v), false)
+    };
+    let Some(id_key) = &s.id_key else {
+        for (key, set) in [
+            ("measurements.snp.author-key", s.author_key.is_some()),
+            ("measurements.snp.family-id", s.family_id.is_some()),
+            ("measurements.snp.image-id", s.image_id.is_some()),
+            ("measurements.snp.guest-svn", s.guest_svn.is_some()),
+        ] {
+            if set {
+                return Err(ConfigError::new(
+                    file,
+                    key,
+                    "belongs to an ID block, but no id-key is set",
+                )
+                .hint("set measurements.snp.id-key (an ECDSA P-384 PEM key or pkcs11: URI)"));
+            }
+        }
+        return Ok(None);
+    };
+    let id = |key: &str, v: &Option<String>| -> Result<[u8; 16], ConfigError> {
+        let Some(v) = v else { return Ok([0; 16]) };
+        let t = v.strip_prefix("0x").unwrap_or(v);
+        hex_decode(t)
+            .and_then(|b| <[u8; 16]>::try_from(b).ok())
+            .ok_or_else(|| {
+                ConfigError::new(file, key, format!("`{v}` is not 16 bytes of hex"))
+                    .hint("write exactly 32 hex digits, e.g. \"00112233445566778899aabbccddeeff\"")
+            })
+    };
+    Ok(Some(SnpIdBlockConfig {
+        id_key: key_path("measurements.snp.id-key", id_key)?,
+        author_key: s
+            .author_key
+            .as_deref()
+            .map(|k| key_path("measurements.snp.author-key", k))
+            .transpose()?,
+        family_id: id("measurements.snp.family-id", &s.family_id)?,
+        image_id: id("measurements.snp.image-id", &s.image_id)?,
+        guest_svn: s.guest_svn.unwrap_or(0),
+    }))
 }
 
 fn m_platform_values(raw: &RawConfig) -> &[String] {

@@ -250,6 +250,51 @@ pub struct RawSnp {
     pub vmm_types: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guest_features: Option<Vec<String>>,
+    /// The guest policy by field (default: SMT allowed, nothing else).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<RawSnpPolicy>,
+    /// ECDSA P-384 ID key (PEM file or `pkcs11:` URI): sign an ID block for every digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_key: Option<String>,
+    /// ECDSA P-384 author key endorsing the ID key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author_key: Option<String>,
+    /// FAMILY_ID: 32 hex digits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family_id: Option<String>,
+    /// IMAGE_ID: 32 hex digits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest_svn: Option<u32>,
+}
+
+/// `[measurements.snp.policy]`: the SEV-SNP guest policy by field (bit 17 is always set).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawSnpPolicy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smt: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrate_ma: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debug: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub single_socket: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cxl_allow: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_aes_256_xts: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rapl_dis: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ciphertext_hiding: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_swap_disable: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abi_major: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abi_minor: Option<u8>,
 }
 
 /// TDX MRTD values to record.

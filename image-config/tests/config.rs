@@ -18,6 +18,8 @@ fn fixture_dir() -> tempfile::TempDir {
         "signing_config.json",
         "trusted_root.json",
         "platform.json",
+        "id.pem",
+        "author.pem",
     ] {
         std::fs::write(d.path().join(f), b"x").unwrap();
     }
@@ -52,6 +54,13 @@ fn golden_round_trip_sets_every_key() {
         Some(&(0u8..16).collect::<Vec<_>>()[..])
     );
     assert_eq!((cfg.disk.esp_size, cfg.disk.alignment), (64 << 20, 1 << 20));
+    let snp = cfg.measurements.snp.unwrap();
+    assert_eq!(snp.policy.flags, ["smt", "single-socket"]);
+    assert_eq!((snp.policy.abi_major, snp.policy.abi_minor), (1, 51));
+    let id = snp.id_block.unwrap();
+    assert_eq!(id.id_key, d.path().join("id.pem"));
+    assert_eq!(id.family_id[1], 0x11);
+    assert_eq!((id.image_id[0], id.guest_svn), (0xff, 3));
 }
 
 /// Every key path of the full config, e.g. `verity.data-block-size`.
@@ -156,6 +165,10 @@ fn environment_epoch_is_used_when_the_key_is_absent() {
 
 /// (config text, expected key path, expected fragment of the message)
 const BAD: &[(&str, &str, &str)] = &[
+    ("[image]\nname = \"n\"\n[rootfs]\ntar = \"rootfs.tar\"\n[measurements.snp]\novmf = [\"OVMF.fd\"]\nid-key = \"id.pem\"\nfamily-id = \"0011\"\n", "measurements.snp.family-id", "not 16 bytes of hex"),
+    ("[image]\nname = \"n\"\n[rootfs]\ntar = \"rootfs.tar\"\n[measurements.snp]\novmf = [\"OVMF.fd\"]\nguest-svn = 2\n", "measurements.snp.guest-svn", "no id-key"),
+    ("[image]\nname = \"n\"\n[rootfs]\ntar = \"rootfs.tar\"\n[measurements.snp]\novmf = [\"OVMF.fd\"]\nid-key = \"nope.pem\"\n", "measurements.snp.id-key", "nope.pem"),
+    ("[image]\nname = \"n\"\n[rootfs]\ntar = \"rootfs.tar\"\n[measurements.snp.policy]\ndebug = 1\n", "measurements.snp.policy.debug", "invalid type"),
     ("[image]\nname = \"n\"\ncolour = 1\n[rootfs]\ntar = \"rootfs.tar\"\n", "image.colour", "unknown field `colour`"),
     ("[image]\nname = \"n\"\n[rootfs]\ntar = \"rootfs.tar\"\n[verity]\ndata-block-size = \"big\"\n", "verity.data-block-size", "invalid type"),
     ("[image]\nname = \"n\"\n[rootfs]\ntar = \"rootfs.tar\"\n[verity]\ndata-block-size = 3000\n", "verity.data-block-size", "power of two"),

@@ -97,6 +97,37 @@ pub struct SnpEntry {
     pub ovmf_sha256: String,
     /// The expected `MEASUREMENT` (SHA-384, hex).
     pub measurement: String,
+    /// The guest policy the image is meant to run with, hex (`0x30000`); signed into the ID
+    /// block when there is one. Absent in manifests of nodeimg before ID blocks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// The ID block and ID auth signed for this digest and policy (`[measurements.snp] id-key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_block: Option<SnpIdBlock>,
+    /// QEMU arguments that launch with this policy (and ID block): `-object sev-snp-guest,…`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qemu_args: Option<Vec<String>>,
+}
+
+/// An SEV-SNP ID block and ID authentication structure, as QEMU's `sev-snp-guest` takes them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnpIdBlock {
+    /// The 0x60-byte ID block, base64 (`id-block=`).
+    pub block: String,
+    /// The 0x1000-byte ID authentication information, base64 (`id-auth=`).
+    pub auth: String,
+    /// `FAMILY_ID`, 32 hex digits.
+    pub family_id: String,
+    /// `IMAGE_ID`, 32 hex digits.
+    pub image_id: String,
+    /// `GUEST_SVN`.
+    pub guest_svn: u32,
+    /// SHA-384 of the ID key's AMD structure, hex: the report's `ID_KEY_DIGEST`.
+    pub id_key_digest: String,
+    /// SHA-384 of the author key's AMD structure, hex: the report's `AUTHOR_KEY_DIGEST`
+    /// (absent without an author key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author_key_digest: Option<String>,
 }
 
 /// One expected TDX MRTD.

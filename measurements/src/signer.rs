@@ -21,6 +21,8 @@ pub enum Scheme {
     Ed25519,
     /// ECDSA on P-256 with SHA-256, DER-encoded signature.
     EcdsaP256Sha256,
+    /// ECDSA on P-384 with SHA-384, DER-encoded signature (SEV-SNP ID and author keys).
+    EcdsaP384Sha384,
     /// RSA PKCS#1 v1.5 with SHA-256 (`sha256WithRSAEncryption`), with the modulus size in bits.
     RsaPkcs1Sha256 {
         /// Modulus size.
@@ -33,6 +35,7 @@ impl fmt::Display for Scheme {
         match self {
             Scheme::Ed25519 => f.write_str("ed25519"),
             Scheme::EcdsaP256Sha256 => f.write_str("ecdsa-p256-sha256"),
+            Scheme::EcdsaP384Sha384 => f.write_str("ecdsa-p384-sha384"),
             Scheme::RsaPkcs1Sha256 { bits } => write!(f, "rsa-{bits} pkcs1v15-sha256"),
         }
     }
@@ -186,6 +189,144 @@ impl Signer for RsaKey {
 
     fn describe(&self) -> String {
         format!("{} (RSA-{})", self.label, self.bits)
+    }
+}
+
+/// An ECDSA P-384 private key held in memory (read from a PEM file): an SEV-SNP ID or author
+/// key. Signs with RFC 6979 deterministic nonces, so equal inputs give equal signatures.
+pub struct P384Key {
+    key: p384::ecdsa::SigningKey,
+    label: String,
+}
+
+impl fmt::Debug for P384Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "P384Key({})", self.label)
+    }
+}
+
+impl P384Key {
+    /// A fresh key from `rng`.
+    pub fn generate(rng: &mut impl rand_core::CryptoRngCore, label: &str) -> P384Key {
+        P384Key {
+            key: p384::ecdsa::SigningKey::random(rng),
+            label: label.to_string(),
+        }
+    }
+
+    /// The key as PKCS#8 PEM (in a zeroizing buffer).
+    pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<String>, SignerError> {
+        use p384::pkcs8::EncodePrivateKey as _;
+        p384::SecretKey::from(&self.key)
+            .to_pkcs8_pem(p384::pkcs8::LineEnding::LF)
+            .map_err(|e| SignerError::Key(format!("encoding {}: {e}", self.label)))
+    }
+
+    /// The public key as SPKI PEM.
+    pub fn public_key_pem(&self) -> String {
+        pkcs8::der::pem::encode_string(
+            "PUBLIC KEY",
+            pkcs8::LineEnding::LF,
+            &Signer::public_key_der(self),
+        )
+        .unwrap_or_default()
+    }
+
+    /// A key from its 48-byte secret scalar (big-endian); for tests and fixtures.
+    pub fn from_bytes(secret: &[u8], label: &str) -> Result<P384Key, SignerError> {
+        let key = p384::ecdsa::SigningKey::from_slice(secret)
+            .map_err(|e| SignerError::Key(format!("{label}: not a P-384 secret scalar: {e}")))?;
+        Ok(P384Key {
+            key,
+            label: label.to_string(),
+        })
+    }
+
+    /// Parses a PKCS#8 (`BEGIN PRIVATE KEY`) or SEC1 (`BEGIN EC PRIVATE KEY`, as `openssl
+    /// ecparam -genkey` writes) PEM key. Another key type is refused with its name: `label`
+    /// (usually the flag and file) starts the message.
+    pub fn from_pem(pem: &[u8], label: &str) -> Result<P384Key, SignerError> {
+        use p384::pkcs8::DecodePrivateKey as _;
+        let text = std::str::from_utf8(pem)
+            .map_err(|_| SignerError::Key(format!("{label}: not a PEM text file")))?;
+        let wrong = |found: &str| {
+            SignerError::Key(format!(
+                "{label}: {found}; the SEV-SNP ID and author keys must be ECDSA P-384 \
+                 (openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out KEY)"
+            ))
+        };
+        let key = if text.contains("-----BEGIN EC PRIVATE KEY-----") {
+            match p384::SecretKey::from_sec1_pem(text) {
+                Ok(k) => k,
+                Err(_) if p256::SecretKey::from_sec1_pem(text).is_ok() => {
+                    return Err(wrong("a P-256 key"))
+                }
+                Err(e) => return Err(wrong(&format!("not a P-384 SEC1 key ({e})"))),
+            }
+        } else if text.contains("-----BEGIN PRIVATE KEY-----") {
+            match p384::SecretKey::from_pkcs8_pem(text) {
+                Ok(k) => k,
+                Err(_) => return Err(wrong(pkcs8_kind(text))),
+            }
+        } else if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+            return Err(SignerError::Key(format!(
+                "{label}: the key is encrypted; decrypt it (openssl pkey -in KEY -out PLAIN) or \
+                 keep it in a token"
+            )));
+        } else if text.contains("-----BEGIN PUBLIC KEY-----") {
+            return Err(SignerError::Key(format!(
+                "{label}: a public key; signing needs the private key"
+            )));
+        } else if text.contains("-----BEGIN RSA PRIVATE KEY-----") {
+            return Err(wrong("an RSA key"));
+        } else {
+            return Err(SignerError::Key(format!(
+                "{label}: no 'BEGIN PRIVATE KEY' or 'BEGIN EC PRIVATE KEY' PEM block"
+            )));
+        };
+        Ok(P384Key {
+            key: key.into(),
+            label: label.to_string(),
+        })
+    }
+}
+
+/// Names the key type of a PKCS#8 PEM text that is not P-384.
+fn pkcs8_kind(text: &str) -> &'static str {
+    use p256::pkcs8::DecodePrivateKey as _;
+    if p256::SecretKey::from_pkcs8_pem(text).is_ok() {
+        "a P-256 key"
+    } else if ed25519_dalek::SigningKey::from_pkcs8_pem(text).is_ok() {
+        "an Ed25519 key"
+    } else if rsa::RsaPrivateKey::from_pkcs8_pem(text).is_ok() {
+        "an RSA key"
+    } else {
+        "not an ECDSA P-384 private key"
+    }
+}
+
+impl Signer for P384Key {
+    fn scheme(&self) -> Scheme {
+        Scheme::EcdsaP384Sha384
+    }
+
+    fn public_key_der(&self) -> Vec<u8> {
+        use p384::pkcs8::EncodePublicKey as _;
+        self.key
+            .verifying_key()
+            .to_public_key_der()
+            .map(|d| d.into_vec())
+            .unwrap_or_default()
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
+        use p384::ecdsa::signature::Signer as _;
+        let sig: p384::ecdsa::Signature = self.key.sign(message);
+        Ok(sig.to_der().as_bytes().to_vec())
+    }
+
+    fn describe(&self) -> String {
+        format!("{} (ECDSA P-384)", self.label)
     }
 }
 

@@ -497,17 +497,31 @@ fn sev_crate_dir() -> Option<PathBuf> {
 
 /// A manifest with one SNP entry of `measurement`, signed; (manifest, public key).
 fn signed_snp_manifest(dir: &Path, measurement: &str) -> (String, String) {
+    signed_snp_manifest_with(dir, &measurement[..8], measurement, serde_json::json!({}))
+}
+
+/// The same with `extra` fields in the entry (`policy`, `id_block`), in directory `tag`.
+fn signed_snp_manifest_with(
+    dir: &Path,
+    tag: &str,
+    measurement: &str,
+    extra: Value,
+) -> (String, String) {
     // Each manifest in its own directory: the bundle goes next to it.
-    let sub = dir.join(&measurement[..8]);
+    let sub = dir.join(tag);
     std::fs::create_dir_all(&sub).unwrap();
     let m = sub.join("manifest.json");
+    let mut entry = serde_json::json!({
+        "vcpus": 4, "vcpu_type": "EPYC-Milan", "vcpu_sig": "0xa00f11", "vmm_type": "QEMU",
+        "guest_features": "0x1", "ovmf_sha256": "00".repeat(32), "measurement": measurement,
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        entry[k] = v.clone();
+    }
     let doc = serde_json::json!({
         "schema": "nodeimg.manifest/v1",
         "artifacts": {},
-        "snp": [{
-            "vcpus": 4, "vcpu_type": "EPYC-Milan", "vcpu_sig": "0xa00f11", "vmm_type": "QEMU",
-            "guest_features": "0x1", "ovmf_sha256": "00".repeat(32), "measurement": measurement,
-        }],
+        "snp": [entry],
     });
     std::fs::write(&m, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
     let key = dir.join("snp.key");
@@ -588,6 +602,52 @@ fn a_real_milan_report_verifies_against_amds_chain_and_the_manifest() {
     let (st, why) = status(&checks, "snp-measurement");
     assert_eq!(st, "failed");
     assert!(why.contains(&measurement), "{why}");
+
+    // The manifest records the policy the report has (0x30000): checked; another one (no
+    // SMT) is refused — the same digest launched with another policy.
+    let (m30, _) = signed_snp_manifest_with(
+        d.path(),
+        "policy-30000",
+        &measurement,
+        serde_json::json!({"policy": "0x30000"}),
+    );
+    let (ok, checks) = verify_snp(&m30, &key, &report, &vcek, &report_data, &[]);
+    assert!(
+        ok && status(&checks, "snp-report-policy").0 == "ok",
+        "{checks:#?}"
+    );
+    let (m20, _) = signed_snp_manifest_with(
+        d.path(),
+        "policy-20000",
+        &measurement,
+        serde_json::json!({"policy": "0x20000"}),
+    );
+    let (ok, checks) = verify_snp(&m20, &key, &report, &vcek, &report_data, &[]);
+    assert!(!ok);
+    let (st, why) = status(&checks, "snp-report-policy");
+    assert!(
+        st == "failed" && why.contains("POLICY 0x30000 is not the manifest's 0x20000"),
+        "{why}"
+    );
+    // The manifest has an ID block for the digest; the report (launched without one) has zero
+    // ID fields: refused.
+    let id_block = serde_json::json!({
+        "block": "", "auth": "", "family_id": "00".repeat(16), "image_id": "00".repeat(16),
+        "guest_svn": 0, "id_key_digest": "ab".repeat(48),
+    });
+    let (mid, _) = signed_snp_manifest_with(
+        d.path(),
+        "id-block",
+        &measurement,
+        serde_json::json!({"policy": "0x30000", "id_block": id_block}),
+    );
+    let (ok, checks) = verify_snp(&mid, &key, &report, &vcek, &report_data, &[]);
+    assert!(!ok);
+    let (st, why) = status(&checks, "snp-report-id");
+    assert!(
+        st == "failed" && why.contains("ID_KEY_DIGEST 000000"),
+        "{why}"
+    );
 
     // Another nonce.
     let (ok, checks) = verify_snp(&m, &key, &report, &vcek, "0badc0de", &[]);

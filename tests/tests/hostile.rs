@@ -77,6 +77,17 @@ const TABLE: &[(&str, &str, &str)] = &[
     ),
     ("snp_vcpus_out_of_range", "cli", "is not in 1..=512"),
     (
+        "snp_id_key_not_p384",
+        "cli",
+        "a P-256 key; the SEV-SNP ID and author keys must be ECDSA P-384",
+    ),
+    ("snp_policy_reserved_bits", "cli", "must be 1 (SEV-SNP ABI)"),
+    (
+        "snp_family_id_wrong_length",
+        "cli",
+        "the id is exactly 16 bytes (32 hex digits)",
+    ),
+    (
         "quote_absurd_selection",
         "quote",
         "more PCR banks than any TPM has",
@@ -984,6 +995,93 @@ fn snp_vcpus_out_of_range() {
         );
         assert_eq!(code, Some(2), "--vcpus {n} is a usage error:\n{out}");
         assert!(out.contains(expected("snp_vcpus_out_of_range")), "{out}");
+    }
+}
+
+fn snp_fixture(name: &str) -> String {
+    repo()
+        .join("measurements/tests/data/cvm")
+        .join(name)
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// `measure snp` on the 4 KiB AmdSev fixture with `extra` flags.
+fn snp_with(s: &Scratch, extra: &[&str]) -> (Option<i32>, String) {
+    let ovmf = snp_fixture("ovmf_AmdSev_suffix.bin");
+    let mut args = vec![
+        "measure",
+        "snp",
+        "--ovmf",
+        &ovmf,
+        "--vcpus",
+        "1",
+        "--vcpu-type",
+        "EPYC-v4",
+    ];
+    args.extend_from_slice(extra);
+    run_bounded(s, &args)
+}
+
+#[test]
+fn snp_id_key_not_p384() {
+    let s = Scratch::new();
+    let p256 = snp_fixture("p256key.pem");
+    for flags in [
+        vec!["--id-key", &p256],
+        vec!["--id-key", &p256[..p256.len() - "p256key.pem".len()]],
+    ] {
+        let (code, out) = snp_with(&s, &flags);
+        assert_eq!(code, Some(1), "{out}");
+        assert!(!out.contains("panicked"), "{out}");
+        if flags[1].ends_with(".pem") {
+            assert!(out.contains(expected("snp_id_key_not_p384")), "{out}");
+            assert!(out.contains("--id-key"), "{out}");
+        }
+    }
+    // The author key too, named by its flag.
+    let id = snp_fixture("idkey.pem");
+    let (code, out) = snp_with(&s, &["--id-key", &id, "--author-key", &p256]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("--author-key") && out.contains("a P-256 key"),
+        "{out}"
+    );
+}
+
+#[test]
+fn snp_policy_reserved_bits() {
+    let s = Scratch::new();
+    for (p, want) in [
+        ("0x10000", expected("snp_policy_reserved_bits")),
+        ("0x0", expected("snp_policy_reserved_bits")),
+        ("0x4030000", "reserved bits 0x4000000 set"),
+        ("0x8000000000030000", "reserved bits 0x8000000000000000 set"),
+        ("smt,debgu", "unknown field `debgu`"),
+    ] {
+        let (code, out) = snp_with(&s, &["--policy", p]);
+        assert_eq!(code, Some(2), "--policy {p} is a usage error:\n{out}");
+        assert!(out.contains(want), "{out}");
+    }
+}
+
+#[test]
+fn snp_family_id_wrong_length() {
+    let s = Scratch::new();
+    let id = snp_fixture("idkey.pem");
+    for (flag, v) in [
+        ("--family-id", "00112233"),
+        ("--family-id", &"00".repeat(17)),
+        ("--image-id", &"0".repeat(31)),
+    ] {
+        let (code, out) = snp_with(&s, &["--id-key", &id, flag, v]);
+        assert_eq!(code, Some(1), "{out}");
+        assert!(out.contains(flag), "{out}");
+        assert!(
+            out.contains(expected("snp_family_id_wrong_length")) || out.contains("not hex"),
+            "{out}"
+        );
     }
 }
 

@@ -319,14 +319,108 @@ fn a_token_db_key_signs_the_uki_for_secure_boot() {
         .unwrap();
     assert_ok(&v, "sbverify of the token-signed UKI");
     let m = manifest(&a);
+    // `measure disk`: the manifest's PCRs include PCR 5 (the disk's GPT).
     let j = t.nodeimg_ok(&[
         "measure",
-        "uki",
-        uki.to_str().unwrap(),
+        "disk",
+        a.join("disk.raw").to_str().unwrap(),
         "--secure-boot",
         keys.to_str().unwrap(),
         "--json",
     ]);
     let j: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap();
     assert_eq!(j["pcrs"], m["pcrs"]);
+}
+
+/// An SEV-SNP ID key made in the token (`keygen --algorithm ecdsa-p384`) signs ID blocks
+/// (`measure snp --id-key pkcs11:…`, CKM_ECDSA over SHA-384); `nodeimg verify` accepts the pair
+/// with the exported public key pinned. A P-256 token key is refused as an ID key.
+#[test]
+fn a_token_p384_key_signs_snp_id_blocks() {
+    let Some(t) = Token::new() else { return };
+    let uri = t.uri("sev-id");
+    let public = t.path("sev-id.pub");
+    t.nodeimg_ok(&[
+        "keygen",
+        "-o",
+        &uri,
+        "--algorithm",
+        "ecdsa-p384",
+        "--public-key",
+        public.to_str().unwrap(),
+    ]);
+    let cvm = repo().join("measurements/tests/data/cvm");
+    let ovmf = cvm.join("ovmf_AmdSev_suffix.bin");
+    let author = cvm.join("authorkey.pem");
+    let measure = |key: &str| {
+        t.nodeimg(&[
+            "--json",
+            "measure",
+            "snp",
+            "--ovmf",
+            ovmf.to_str().unwrap(),
+            "--vcpus",
+            "2",
+            "--vcpu-type",
+            "EPYC-Genoa",
+            "--id-key",
+            key,
+            "--author-key",
+            author.to_str().unwrap(),
+        ])
+    };
+    let out = measure(&uri);
+    assert_ok(&out, "measure snp --id-key pkcs11:");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // A signed manifest with this entry, and the pair as files.
+    let m = t.path("manifest.json");
+    let entry = serde_json::json!({
+        "vcpus": 2, "vcpu_type": "EPYC-Genoa", "vcpu_sig": v["vcpu_sig"], "vmm_type": "QEMU",
+        "guest_features": "0x1", "ovmf_sha256": v["ovmf_sha256"], "measurement": v["measurement"],
+        "policy": v["policy"], "id_block": v["id_block"],
+    });
+    let doc = serde_json::json!({"schema": "nodeimg.manifest/v1", "artifacts": {}, "snp": [entry]});
+    std::fs::write(&m, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let key = t.path("manifest.key");
+    t.nodeimg_ok(&["keygen", "-o", key.to_str().unwrap()]);
+    t.nodeimg_ok(&["sign", m.to_str().unwrap(), "--key", key.to_str().unwrap()]);
+    let (bf, af) = (t.path("block"), t.path("auth"));
+    std::fs::write(&bf, v["id_block"]["block"].as_str().unwrap()).unwrap();
+    std::fs::write(&af, v["id_block"]["auth"].as_str().unwrap()).unwrap();
+    let pubkey = format!("{}.pub", key.display());
+    let verify = t.nodeimg(&[
+        "verify",
+        m.to_str().unwrap(),
+        "--key",
+        &pubkey,
+        "--snp-id-block",
+        bf.to_str().unwrap(),
+        "--snp-id-auth",
+        af.to_str().unwrap(),
+        "--snp-id-key",
+        public.to_str().unwrap(),
+    ]);
+    assert_ok(
+        &verify,
+        "verify --snp-id-block with the token's public key pinned",
+    );
+    let text = String::from_utf8_lossy(&verify.stdout);
+    assert!(text.contains("the ID key is the pinned one"), "{text}");
+
+    // A P-256 token key is not an ID key.
+    let p256 = t.uri("manifest-p256");
+    t.nodeimg_ok(&[
+        "keygen",
+        "-o",
+        &p256,
+        "--public-key",
+        t.path("p256.pub").to_str().unwrap(),
+    ]);
+    let out = measure(&p256);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("--id-key") && stderr(&out).contains("must be ECDSA P-384"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -358,8 +358,10 @@ fn measure_predicts_pcr7_from_the_enrolled_keys() {
     };
     let m = manifest(&out);
     let uki = out.join("uki.efi");
+    // `measure disk`: the manifest's PCRs include PCR 5 (the disk's GPT).
+    let disk = out.join("disk.raw");
     let json = |args: &[&str]| -> serde_json::Value {
-        let mut all = vec!["measure", "uki", uki.to_str().unwrap(), "--json"];
+        let mut all = vec!["measure", "disk", disk.to_str().unwrap(), "--json"];
         all.extend_from_slice(args);
         let o = run_nodeimg(&all);
         assert_ok(&o, &format!("measure uki {args:?}"));

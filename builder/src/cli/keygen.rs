@@ -1,4 +1,4 @@
-//! `nodeimg keygen -o KEY [--algorithm ed25519|ecdsa-p256]` and
+//! `nodeimg keygen -o KEY [--algorithm ed25519|ecdsa-p256|ecdsa-p384]` and
 //! `nodeimg keygen --secure-boot DIR`.
 
 use std::path::PathBuf;
@@ -34,7 +34,8 @@ pub struct Args {
     )]
     pub output: Option<PathBuf>,
     /// Signature algorithm [default: ed25519; ecdsa-p256 for a token key]. ecdsa-p256 also
-    /// works with Rekor and cosign 3; rsa-2048 only in a token, for Secure Boot signing.
+    /// works with Rekor and cosign 3; rsa-2048 only in a token, for Secure Boot signing;
+    /// ecdsa-p384 for SEV-SNP ID and author keys (`measure snp --id-key`).
     #[arg(long, value_enum, value_name = "ALG")]
     pub algorithm: Option<AlgorithmArg>,
     /// With a PKCS#11 URI: where to write the new key's public key (SPKI PEM).
@@ -84,6 +85,9 @@ pub enum AlgorithmArg {
     /// RSA-2048 (PKCS#1 v1.5, SHA-256): a token key for Secure Boot signing.
     #[value(name = "rsa-2048")]
     Rsa2048,
+    /// ECDSA on NIST P-384 with SHA-384: an SEV-SNP ID or author key (not for manifests).
+    #[value(name = "ecdsa-p384")]
+    EcdsaP384,
 }
 
 impl AlgorithmArg {
@@ -96,6 +100,9 @@ impl AlgorithmArg {
                 "--algorithm rsa-2048 makes a key in a PKCS#11 token (-o pkcs11:…); Secure Boot \
                  file keys come from `nodeimg keygen --secure-boot DIR`"
             ),
+            AlgorithmArg::EcdsaP384 => {
+                anyhow::bail!("ecdsa-p384 keys are SEV-SNP ID keys, not manifest signing keys")
+            }
         }
     }
 }
@@ -115,6 +122,9 @@ pub fn run(a: Args, g: Globals) -> anyhow::Result<ExitCode> {
         a.public_key.is_none(),
         "--public-key is for a key made in a PKCS#11 token; a file key's public key goes to KEY.pub"
     );
+    if a.algorithm == Some(AlgorithmArg::EcdsaP384) {
+        return snp_keygen(&output, g);
+    }
     let algorithm = a
         .algorithm
         .unwrap_or(AlgorithmArg::Ed25519)
@@ -136,6 +146,48 @@ pub fn run(a: Args, g: Globals) -> anyhow::Result<ExitCode> {
             pub_path.display(),
             public.algorithm(),
             public.hint()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// An ECDSA P-384 key pair for SEV-SNP ID blocks (`measure snp --id-key`, `[measurements.snp]
+/// id-key`): KEY (PKCS#8, 0600) and KEY.pub (SPKI PEM, for `verify --snp-id-key`).
+fn snp_keygen(output: &std::path::Path, g: Globals) -> anyhow::Result<ExitCode> {
+    use anyhow::Context as _;
+    let public_path = signing::public_key_path(output);
+    for p in [output, public_path.as_path()] {
+        anyhow::ensure!(
+            std::fs::symlink_metadata(p).is_err(),
+            "{} already exists; refusing to overwrite a key (remove it or choose another -o)",
+            p.display()
+        );
+    }
+    let key = measurements::signer::P384Key::generate(
+        &mut rand_core::OsRng,
+        &output.display().to_string(),
+    );
+    signing::write_new(output, key.to_pkcs8_pem()?.as_bytes(), 0o600)
+        .with_context(|| format!("writing private key {}", output.display()))?;
+    if let Err(e) = signing::write_new(&public_path, key.public_key_pem().as_bytes(), 0o644) {
+        let _ = std::fs::remove_file(output);
+        return Err(e).with_context(|| format!("writing public key {}", public_path.display()));
+    }
+    let id = measurements::cvm::idblock::signer_key(&key)?;
+    let digest = hex::encode(id.digest());
+    if g.json {
+        let v = json!({
+            "private_key": output,
+            "public_key": public_path,
+            "algorithm": "ecdsa-p384",
+            "key_digest": digest,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "wrote {} (private, mode 0600) and {} (ECDSA P-384 SEV-SNP ID/author key, key digest {digest})",
+            output.display(),
+            public_path.display(),
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -207,6 +259,7 @@ fn token(uri: &str, a: &Args, g: Globals) -> anyhow::Result<ExitCode> {
     let kind = match a.algorithm.unwrap_or(AlgorithmArg::EcdsaP256) {
         AlgorithmArg::EcdsaP256 => TokenKeyType::P256,
         AlgorithmArg::Rsa2048 => TokenKeyType::Rsa2048,
+        AlgorithmArg::EcdsaP384 => TokenKeyType::P384,
         AlgorithmArg::Ed25519 => anyhow::bail!(
             "Ed25519 keys in PKCS#11 tokens are not supported: use --algorithm ecdsa-p256"
         ),

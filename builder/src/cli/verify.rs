@@ -76,12 +76,33 @@ pub struct Args {
     /// AMD's ASK (PEM) for the product, with --ark.
     #[arg(long, value_name = "ASK.pem", requires_all = ["ark", "snp_report"])]
     pub ask: Option<PathBuf>,
+    #[command(flatten)]
+    pub snp_id: Box<SnpIdArgs>,
     /// Also accept a bundle with a plain message signature over manifest.json (cosign
     /// sign-blob) instead of the nodeimg in-toto statement. Off by default: such a signature
     /// does not say what it signs, so any JSON the same key signed for another purpose would
     /// pass as a manifest.
     #[arg(long)]
     pub allow_message_signature: bool,
+}
+
+/// SEV-SNP ID blocks to check against the signed manifest.
+#[derive(Debug, clap::Args)]
+pub struct SnpIdArgs {
+    /// An SEV-SNP ID block (raw 96 bytes or base64) to check against the signed manifest's
+    /// digests and policy. Needs --snp-id-auth. Without it, the manifest's own ID blocks are
+    /// checked.
+    #[arg(long, value_name = "FILE", requires = "snp_id_auth")]
+    pub snp_id_block: Option<PathBuf>,
+    /// The ID authentication structure that goes with --snp-id-block (raw 4096 bytes or base64).
+    #[arg(long, value_name = "FILE", requires = "snp_id_block")]
+    pub snp_id_auth: Option<PathBuf>,
+    /// The pinned SEV-SNP ID public key (SPKI PEM, ECDSA P-384): ID blocks must be signed by it.
+    #[arg(long, value_name = "PUB")]
+    pub snp_id_key: Option<PathBuf>,
+    /// The pinned SEV-SNP author public key (SPKI PEM, ECDSA P-384).
+    #[arg(long, value_name = "PUB")]
+    pub snp_author_key: Option<PathBuf>,
 }
 
 pub fn run(a: Args, g: Globals) -> anyhow::Result<ExitCode> {
@@ -133,6 +154,15 @@ pub fn run(a: Args, g: Globals) -> anyhow::Result<ExitCode> {
                 nonce: n.clone(),
             }),
             _ => None,
+        },
+        snp_id: verify::SnpIdFiles {
+            pair: a
+                .snp_id
+                .snp_id_block
+                .clone()
+                .zip(a.snp_id.snp_id_auth.clone()),
+            id_key: a.snp_id.snp_id_key.clone(),
+            author_key: a.snp_id.snp_author_key.clone(),
         },
         image: a.image,
         event_log: a.event_log,

@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 
 pub mod publish;
 pub mod sigstore;
+pub mod snp_id;
 pub mod verify;
 
 /// The bundle's file name next to `manifest.json` in a build output.

@@ -41,6 +41,8 @@ pub struct Request {
     pub quote: Option<QuoteFiles>,
     /// An SEV-SNP attestation report to check against the signed manifest.
     pub snp: Option<SnpFiles>,
+    /// An SEV-SNP ID block / ID auth pair and pinned ID / author keys.
+    pub snp_id: SnpIdFiles,
     /// What besides the nodeimg in-toto statement is accepted.
     pub policy: measurements::signing::verify::Policy,
 }
@@ -63,6 +65,16 @@ pub struct SnpFiles {
     pub vcek: PathBuf,
     pub ark_ask: Option<(PathBuf, PathBuf)>,
     pub nonce: Vec<u8>,
+}
+
+/// An ID block and ID auth (raw or base64) to check against the signed manifest, and the
+/// pinned ID and author public keys (SPKI PEM). Without a pair, the manifest's own ID blocks
+/// are checked (against the pins, when given).
+#[derive(Debug, Clone, Default)]
+pub struct SnpIdFiles {
+    pub pair: Option<(PathBuf, PathBuf)>,
+    pub id_key: Option<PathBuf>,
+    pub author_key: Option<PathBuf>,
 }
 
 /// The report lines: the same type as the evidence checks of `measurements::attest` return.
@@ -148,6 +160,7 @@ pub fn verify(req: &Request) -> Result<Report> {
                 ("event-log", req.event_log.is_some()),
                 ("ccel", req.ccel.is_some()),
                 ("pcrs", req.pcrs.is_some()),
+                ("snp-id-block", req.snp_id.pair.is_some()),
             ] {
                 if given {
                     c.skip(
@@ -426,6 +439,7 @@ fn optional_evidence_checks(c: &mut Checks, req: &Request, doc: &ManifestDoc) ->
     if let Some(r) = &req.snp {
         snp_checks(c, r, doc)?;
     }
+    super::snp_id::checks(&mut c.0, &req.snp_id, &doc.value)?;
     if let Some(log) = &req.event_log {
         let bytes = crate::infile::read_capped(log, crate::infile::EVENT_LOG_MAX, "event log")?;
         c.record(

@@ -41,6 +41,7 @@ impl Fixture {
             require_tlog: false,
             quote: None,
             snp: None,
+            snp_id: Default::default(),
             image: Some(self.path("disk.raw")),
             event_log: None,
             ccel: None,

@@ -38,9 +38,11 @@ impl From<&Manifest> for ReferenceValues {
 use crate::pcr::{Bank, Digest};
 
 pub mod snp;
+pub mod snp_id;
 pub mod tpm;
 
 pub use snp::{verify_snp_report, SnpEvidence, SnpReference};
+pub use snp_id::{verify_id_block, IdBlockEvidence};
 pub use tpm::{AkKey, Quote, QuoteError, QuoteSignature, Selection};
 
 /// Outcome of one check.

@@ -144,6 +144,12 @@ pub fn verify_snp_report(e: &SnpEvidence<'_>, reference: &SnpReference) -> Vec<C
     }
     let measured = hex::encode(&report.measurement[..]);
     let entries = reference.snp.as_deref().unwrap_or(&[]);
+    if let Some(x) = entries
+        .iter()
+        .find(|x| x.measurement.eq_ignore_ascii_case(&measured))
+    {
+        launch_policy_checks(&mut c, &report, policy, x);
+    }
     match entries
         .iter()
         .find(|x| x.measurement.eq_ignore_ascii_case(&measured))
@@ -176,6 +182,90 @@ pub fn verify_snp_report(e: &SnpEvidence<'_>, reference: &SnpReference) -> Vec<C
         ),
     }
     c.0
+}
+
+/// With a manifest that records the policy (and an ID block) for the matched digest: the
+/// report's POLICY is that policy — the same digest launched with a weaker policy is refused —
+/// and its ID fields are the block's (the PSP put them there only if the block verified).
+fn launch_policy_checks(
+    c: &mut Checks,
+    report: &AttestationReport,
+    policy: u64,
+    x: &crate::manifest::SnpEntry,
+) {
+    if let Some(want) = &x.policy {
+        let got = format!("{policy:#x}");
+        let (status, detail) = if got.eq_ignore_ascii_case(want) {
+            (
+                Status::Ok,
+                format!("POLICY {got} is the manifest's for this digest"),
+            )
+        } else {
+            (
+                Status::Failed,
+                format!(
+                    "POLICY {got} is not the manifest's {want} for this digest (the host \
+                     launched the image with another guest policy)"
+                ),
+            )
+        };
+        c.push("snp-report-policy", status, detail);
+    }
+    let Some(id) = &x.id_block else { return };
+    let zero = "0".repeat(96);
+    let author = id.author_key_digest.as_deref().unwrap_or(&zero);
+    let fields = [
+        (
+            "ID_KEY_DIGEST",
+            hex::encode(&report.id_key_digest[..]),
+            id.id_key_digest.as_str(),
+        ),
+        (
+            "AUTHOR_KEY_DIGEST",
+            hex::encode(&report.author_key_digest[..]),
+            author,
+        ),
+        (
+            "FAMILY_ID",
+            hex::encode(&report.family_id[..]),
+            id.family_id.as_str(),
+        ),
+        (
+            "IMAGE_ID",
+            hex::encode(&report.image_id[..]),
+            id.image_id.as_str(),
+        ),
+    ];
+    let mut bad: Vec<String> = fields
+        .iter()
+        .filter(|(_, got, want)| !got.eq_ignore_ascii_case(want))
+        .map(|(n, got, want)| format!("{n} {got}, manifest {want}"))
+        .collect();
+    if report.guest_svn != id.guest_svn {
+        bad.push(format!(
+            "GUEST_SVN {}, manifest {}",
+            report.guest_svn, id.guest_svn
+        ));
+    }
+    if bad.is_empty() {
+        c.push(
+            "snp-report-id",
+            Status::Ok,
+            format!(
+                "launched with the manifest's ID block (ID key digest {})",
+                id.id_key_digest
+            ),
+        );
+    } else {
+        c.push(
+            "snp-report-id",
+            Status::Failed,
+            format!(
+                "not launched with the manifest's ID block: {}",
+                bad.join("; ")
+            ),
+        );
+    }
 }
 
 fn parse_report(bytes: &[u8]) -> Result<AttestationReport, String> {

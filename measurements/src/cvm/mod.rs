@@ -4,6 +4,8 @@
 //!   metadata sections and one VMSA per vCPU) for QEMU, AWS EC2 and Google GCE, with or without
 //!   the measured-direct-boot kernel hashes page, plus the firmware-only [`snp::ovmf_hash`];
 //! * the SNP digest of a COCONUT-SVSM guest ([`svsm::launch_digest`]);
+//! * the SEV-SNP guest policy ([`policy::SnpPolicy`]) and the ID block / ID authentication
+//!   structure the image owner signs for it ([`idblock`]);
 //! * the older SEV and SEV-ES digests ([`sev`], SHA-256);
 //! * Intel TDX `MRTD` ([`tdx::mrtd`], single- or two-pass record order).
 //!
@@ -31,7 +33,9 @@ mod bytes;
 pub mod digest;
 pub mod error;
 pub mod hashes;
+pub mod idblock;
 pub mod ovmf;
+pub mod policy;
 pub mod rtmr;
 pub mod sev;
 pub mod sevmeta;
@@ -50,7 +54,9 @@ pub use digest::{
 };
 pub use error::CvmError;
 pub use hashes::SevHashes;
+pub use idblock::{IdAuth, IdBlock, IdBlockError, IdPublicKey};
 pub use ovmf::Ovmf;
+pub use policy::{PolicyError, SnpPolicy};
 pub use sevmeta::{SevSection, SevSectionKind};
 pub use snp::SnpLaunch;
 pub use svsm::SvsmLaunch;

@@ -87,6 +87,35 @@ pub struct Args {
     pub dump_vmsa: bool,
     #[command(flatten)]
     pub svsm: Box<SvsmArgs>,
+    #[command(flatten)]
+    pub id: Box<IdArgs>,
+}
+
+/// The guest policy and an ID block signed for the digest (snp and snp:svsm modes).
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Guest policy and ID block")]
+pub struct IdArgs {
+    /// Guest policy: a number (0x30000) or fields (`smt,single-socket,abi-major=1,abi-minor=51`;
+    /// fields: smt, migrate-ma, debug, single-socket, cxl-allow, mem-aes-256-xts, rapl-dis,
+    /// ciphertext-hiding, page-swap-disable). Bit 17 is set; bits 26-63 are refused.
+    #[arg(long, value_name = "POLICY", default_value = "0x30000")]
+    pub policy: measurements::cvm::SnpPolicy,
+    /// Sign an ID block for the digest with this ECDSA P-384 key (PEM file or pkcs11: URI);
+    /// prints the id-block= and id-auth= values QEMU's sev-snp-guest takes.
+    #[arg(long, value_name = "KEY")]
+    pub id_key: Option<PathBuf>,
+    /// Endorse the ID key with this ECDSA P-384 author key (PEM file or pkcs11: URI).
+    #[arg(long, value_name = "KEY", requires = "id_key")]
+    pub author_key: Option<PathBuf>,
+    /// FAMILY_ID of the ID block: 32 hex digits [default: zeros].
+    #[arg(long, value_name = "HEX16", requires = "id_key")]
+    pub family_id: Option<String>,
+    /// IMAGE_ID of the ID block: 32 hex digits [default: zeros].
+    #[arg(long, value_name = "HEX16", requires = "id_key")]
+    pub image_id: Option<String>,
+    /// GUEST_SVN of the ID block.
+    #[arg(long, value_name = "N", default_value = "0")]
+    pub guest_svn: u32,
 }
 
 /// Measured direct boot: QEMU `-kernel` with `kernel-hashes=on`.
@@ -151,6 +180,7 @@ fn parse_sig(s: &str) -> Result<u32, String> {
 }
 
 pub fn run(a: Args, g: Globals) -> Result<ExitCode> {
+    let id = id_params(&a)?;
     let bytes = std::fs::read(&a.ovmf).with_context(|| format!("reading {}", a.ovmf.display()))?;
     let fw = Ovmf::parse(&bytes).with_context(|| format!("parsing {}", a.ovmf.display()))?;
     let digest = compute(&a, &fw).with_context(|| {
@@ -164,15 +194,63 @@ pub fn run(a: Args, g: Globals) -> Result<ExitCode> {
         OutputFormat::Hex => hex::encode(&digest),
         OutputFormat::Base64 => base64(&digest),
     };
+    let signed = match &id {
+        Some(p) => {
+            let m = measurements::cvm::SnpMeasurement(digest.as_slice().try_into()?);
+            Some(crate::snp_id::sign(p, &m, a.id.policy)?)
+        }
+        None => None,
+    };
     if g.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report(&a, &bytes, &text)?)?
-        );
+        let mut v = report(&a, &bytes, &text)?;
+        if matches!(a.mode, Mode::Snp | Mode::SnpSvsm) {
+            v["policy"] = a.id.policy.to_string().into();
+            v["qemu_args"] =
+                serde_json::to_value(crate::snp_id::qemu_args(a.id.policy, signed.as_ref()))?;
+        }
+        if let Some(s) = &signed {
+            v["id_block"] = serde_json::to_value(s)?;
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         println!("{text}");
+        if let Some(s) = &signed {
+            // The lines of sev-snp-measure's snp-create-id-block, key digests in hex.
+            println!("id-block={},id-auth={}", s.block, s.auth);
+            println!("id_key_digest: {}", s.id_key_digest);
+            if let Some(d) = &s.author_key_digest {
+                println!("author_key_digest: {d}");
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The ID key and block fields, checked before any digest is computed.
+fn id_params(a: &Args) -> Result<Option<crate::snp_id::IdParams>> {
+    let i = &a.id;
+    crate::snp_id::require_key_for(i.id_key.is_some(), &[("--guest-svn", i.guest_svn != 0)])?;
+    let Some(key) = &i.id_key else {
+        return Ok(None);
+    };
+    if !matches!(a.mode, Mode::Snp | Mode::SnpSvsm) {
+        bail!("--id-key signs an SEV-SNP launch digest: use --mode snp or snp:svsm");
+    }
+    let id = |v: &Option<String>, flag| {
+        v.as_deref()
+            .map_or(Ok([0; 16]), |s| crate::snp_id::parse_id(s, flag))
+    };
+    Ok(Some(crate::snp_id::IdParams {
+        id_key: crate::snp_id::load_key(key, "--id-key")?,
+        author_key: i
+            .author_key
+            .as_deref()
+            .map(|k| crate::snp_id::load_key(k, "--author-key"))
+            .transpose()?,
+        family_id: id(&i.family_id, "--family-id")?,
+        image_id: id(&i.image_id, "--image-id")?,
+        guest_svn: i.guest_svn,
+    }))
 }
 
 fn mode_name(m: Mode) -> &'static str {
