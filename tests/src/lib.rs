@@ -321,3 +321,31 @@ pub fn sbom_packages(components: &[String]) -> Vec<String> {
     v.sort();
     v
 }
+
+/// A TDX CC event log as TDVF writes it: the Spec ID event (index 1, SHA-384 only), then one
+/// `TCG_PCR_EVENT2` per `(CC MR index, event type, SHA-384 digest)`, each with 4 bytes of data.
+pub fn ccel_log(events: &[(u32, u32, Vec<u8>)]) -> Vec<u8> {
+    let mut spec = b"Spec ID Event03\0".to_vec();
+    spec.extend(0u32.to_le_bytes()); // platform class
+    spec.extend([0, 2, 0, 2]); // version 2.0, errata 0, uintnSize 2 (u64)
+    spec.extend(1u32.to_le_bytes());
+    spec.extend(0x000cu16.to_le_bytes());
+    spec.extend(48u16.to_le_bytes());
+    spec.push(0);
+    let mut log = Vec::new();
+    log.extend(1u32.to_le_bytes());
+    log.extend(3u32.to_le_bytes()); // EV_NO_ACTION
+    log.extend([0u8; 20]);
+    log.extend((spec.len() as u32).to_le_bytes());
+    log.extend(&spec);
+    for (mr, t, digest) in events {
+        log.extend(mr.to_le_bytes());
+        log.extend(t.to_le_bytes());
+        log.extend(1u32.to_le_bytes());
+        log.extend(0x000cu16.to_le_bytes());
+        log.extend(digest);
+        log.extend(4u32.to_le_bytes());
+        log.extend(b"data");
+    }
+    log
+}

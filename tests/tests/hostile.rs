@@ -913,8 +913,13 @@ fn ccel_64mib() {
         .unwrap()
         .set_len(64 << 20)
         .unwrap();
+    refused_ccel(&s, &manifest, &key, &log, "ccel_64mib");
+}
+
+/// `verify MANIFEST --key KEY --ccel LOG` within the bounds: exit 1 with the case's fragment.
+fn refused_ccel(s: &Scratch, manifest: &Path, key: &Path, log: &Path, case: &str) {
     let (code, out) = run_bounded(
-        &s,
+        s,
         &[
             "verify",
             manifest.to_str().unwrap(),
@@ -925,7 +930,7 @@ fn ccel_64mib() {
         ],
     );
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains(expected("ccel_64mib")), "{out}");
+    assert!(out.contains(expected(case)), "{out}");
     assert!(!out.contains("panicked"), "{out}");
 }
 
@@ -936,44 +941,13 @@ fn ccel_4mib_of_events() {
     let Some((manifest, key)) = signed_tdx_fixture(&s) else {
         return;
     };
-    let mut log = Vec::new();
-    log.extend(1u32.to_le_bytes());
-    log.extend(3u32.to_le_bytes());
-    log.extend([0u8; 20]);
-    let mut spec = b"Spec ID Event03\0".to_vec();
-    spec.extend([0, 0, 0, 0, 0, 2, 0, 2]);
-    spec.extend(1u32.to_le_bytes());
-    spec.extend(0x000cu16.to_le_bytes());
-    spec.extend(48u16.to_le_bytes());
-    spec.push(0);
-    log.extend((spec.len() as u32).to_le_bytes());
-    log.extend(&spec);
-    let mut event = Vec::new();
-    event.extend(2u32.to_le_bytes()); // RTMR1
-    event.extend(4u32.to_le_bytes()); // EV_SEPARATOR
-    event.extend(1u32.to_le_bytes());
-    event.extend(0x000cu16.to_le_bytes());
-    event.extend([0x5au8; 48]);
-    event.extend(0u32.to_le_bytes());
-    while log.len() + event.len() <= 4 << 20 {
-        log.extend(&event);
-    }
+    // RTMR1 separators of 66 bytes each (header 62 + 4 bytes of data).
+    let one = (2u32, 4u32, vec![0x5au8; 48]);
+    let per_event = ccel_log(&[one.clone(), one.clone()]).len() - ccel_log(&[one.clone()]).len();
+    let n = ((4 << 20) - ccel_log(&[]).len()) / per_event;
     let path = s.path("ccel.bin");
-    std::fs::write(&path, &log).unwrap();
-    let (code, out) = run_bounded(
-        &s,
-        &[
-            "verify",
-            manifest.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-            "--ccel",
-            path.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains(expected("ccel_4mib_of_events")), "{out}");
-    assert!(!out.contains("panicked"), "{out}");
+    std::fs::write(&path, ccel_log(&vec![one; n])).unwrap();
+    refused_ccel(&s, &manifest, &key, &path, "ccel_4mib_of_events");
 }
 
 #[test]

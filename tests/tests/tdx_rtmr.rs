@@ -38,32 +38,19 @@ fn build(dir: &Path, name: &str, extra: &str) -> PathBuf {
     out
 }
 
-/// A CC event log as TDVF writes it: the Spec ID event (index 1, SHA-384 only), then one
-/// TCG_PCR_EVENT2 per `(cc mr index, type, sha384)`.
-fn ccel(events: &[(u32, u32, Vec<u8>)]) -> Vec<u8> {
-    let mut spec = b"Spec ID Event03\0".to_vec();
-    spec.extend(0u32.to_le_bytes()); // platform class
-    spec.extend([0, 2, 0, 2]); // version 2.0, errata 0, uintnSize 2 (u64)
-    spec.extend(1u32.to_le_bytes());
-    spec.extend(0x000cu16.to_le_bytes());
-    spec.extend(48u16.to_le_bytes());
-    spec.push(0);
-    let mut log = Vec::new();
-    log.extend(1u32.to_le_bytes());
-    log.extend(3u32.to_le_bytes()); // EV_NO_ACTION
-    log.extend([0u8; 20]);
-    log.extend((spec.len() as u32).to_le_bytes());
-    log.extend(&spec);
-    for (mr, t, digest) in events {
-        log.extend(mr.to_le_bytes());
-        log.extend(t.to_le_bytes());
-        log.extend(1u32.to_le_bytes());
-        log.extend(0x000cu16.to_le_bytes());
-        log.extend(digest);
-        log.extend(4u32.to_le_bytes());
-        log.extend(b"data");
-    }
-    log
+/// `nodeimg --json measure tdx --ovmf <ovmf-prebuilt> FLAG PATH` (`--disk` or `--uki`).
+fn measure_tdx(flag: &str, path: &Path) -> Value {
+    let o = run_nodeimg(&[
+        "--json",
+        "measure",
+        "tdx",
+        "--ovmf",
+        ovmf_prebuilt::ovmf_pure_efi().to_str().unwrap(),
+        flag,
+        path.to_str().unwrap(),
+    ]);
+    assert_ok(&o, &format!("measure tdx {flag}"));
+    serde_json::from_slice(&o.stdout).unwrap()
 }
 
 /// The expected events of `rtmrs` as CCEL records.
@@ -153,30 +140,9 @@ fn rtmrs_follow_the_pcr_events_and_a_ccel_log_replays_against_them() {
     assert_eq!(rtmrs["values"]["2"], "00".repeat(48));
     assert_eq!(rtmrs["values"]["3"], "00".repeat(48));
     // measure tdx --disk prints the same entry.
-    let o = run_nodeimg(&[
-        "--json",
-        "measure",
-        "tdx",
-        "--ovmf",
-        ovmf_prebuilt::ovmf_pure_efi().to_str().unwrap(),
-        "--disk",
-        out.join("disk.raw").to_str().unwrap(),
-    ]);
-    assert_ok(&o, "measure tdx --disk");
-    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(j, m["tdx"][0]);
+    assert_eq!(measure_tdx("--disk", &out.join("disk.raw")), m["tdx"][0]);
     // --uki: no RTMR1 (it measures the disk's GPT).
-    let o = run_nodeimg(&[
-        "--json",
-        "measure",
-        "tdx",
-        "--ovmf",
-        ovmf_prebuilt::ovmf_pure_efi().to_str().unwrap(),
-        "--uki",
-        out.join("uki.efi").to_str().unwrap(),
-    ]);
-    assert_ok(&o, "measure tdx --uki");
-    let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let j = measure_tdx("--uki", &out.join("uki.efi"));
     assert!(j["rtmrs"]["values"].get("1").is_none(), "{j:#}");
     assert_eq!(j["rtmrs"]["values"]["2"], rtmrs["values"]["2"]);
 
@@ -184,7 +150,7 @@ fn rtmrs_follow_the_pcr_events_and_a_ccel_log_replays_against_them() {
     let mut events = vec![(1u32, 0x8000_0002u32, Sha384::digest(b"td hob").to_vec())];
     events.extend(records(rtmrs));
     let good = d.path().join("good.ccel");
-    std::fs::write(&good, ccel(&events)).unwrap();
+    std::fs::write(&good, ccel_log(&events)).unwrap();
     let (ok, check) = verify_ccel(&out, &good);
     assert!(ok, "{check:#}");
     assert_eq!(check["status"], "ok", "{check:#}");
@@ -197,7 +163,7 @@ fn rtmrs_follow_the_pcr_events_and_a_ccel_log_replays_against_them() {
         .unwrap();
     tampered[gpt].2 = Sha384::digest(b"another disk").to_vec();
     let bad = d.path().join("bad.ccel");
-    std::fs::write(&bad, ccel(&tampered)).unwrap();
+    std::fs::write(&bad, ccel_log(&tampered)).unwrap();
     let (ok, check) = verify_ccel(&out, &bad);
     assert!(!ok);
     let why = check["detail"].as_str().unwrap();
@@ -214,7 +180,7 @@ fn rtmrs_follow_the_pcr_events_and_a_ccel_log_replays_against_them() {
         .cloned()
         .collect();
     let old = d.path().join("old.ccel");
-    std::fs::write(&old, ccel(&no_sep)).unwrap();
+    std::fs::write(&old, ccel_log(&no_sep)).unwrap();
     let (ok, check) = verify_ccel(&out, &old);
     assert!(!ok);
     assert!(
@@ -260,7 +226,7 @@ fn bad_layouts_and_ccel_logs_are_refused_by_name() {
 
     let out = build(d.path(), "a", "");
     // Truncated, a TPM log's header (index 0 is fine), a SHA-256-only log, an absurd size.
-    let good = ccel(&records(&manifest(&out)["tdx"][0]["rtmrs"]));
+    let good = ccel_log(&records(&manifest(&out)["tdx"][0]["rtmrs"]));
     let mut sha256_only = good.clone();
     sha256_only[32 + 28..32 + 30].copy_from_slice(&0x000bu16.to_le_bytes());
     let mut huge = good.clone();
@@ -329,17 +295,7 @@ fn rtmrs_equal_teepot_rtmr_calc_vectors() {
             );
             continue;
         }
-        let o = run_nodeimg(&[
-            "--json",
-            "measure",
-            "tdx",
-            "--ovmf",
-            ovmf_prebuilt::ovmf_pure_efi().to_str().unwrap(),
-            "--disk",
-            out.join("disk.raw").to_str().unwrap(),
-        ]);
-        assert_ok(&o, "measure tdx --disk");
-        let j: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let j = measure_tdx("--disk", &out.join("disk.raw"));
         let ours = &j["rtmrs"]["values"];
         assert_eq!(ours["1"], v["rtmr1"], "stub {version}: RTMR1");
         if version >= 256 {
