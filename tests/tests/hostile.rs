@@ -943,7 +943,8 @@ fn ccel_4mib_of_events() {
     };
     // RTMR1 separators of 66 bytes each (header 62 + 4 bytes of data).
     let one = (2u32, 4u32, vec![0x5au8; 48]);
-    let per_event = ccel_log(&[one.clone(), one.clone()]).len() - ccel_log(&[one.clone()]).len();
+    let per_event =
+        ccel_log(&[one.clone(), one.clone()]).len() - ccel_log(std::slice::from_ref(&one)).len();
     let n = ((4 << 20) - ccel_log(&[]).len()) / per_event;
     let path = s.path("ccel.bin");
     std::fs::write(&path, ccel_log(&vec![one; n])).unwrap();
