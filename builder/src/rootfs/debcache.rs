@@ -176,21 +176,26 @@ impl DebCache {
     }
 
     /// If the cache holds the rootfs tar for `key` and it matches its sidecar, puts it at `dest`
-    /// (hard link, else copy) and returns true. A mismatching entry is deleted.
-    pub fn take_rootfs(&self, key: &str, dest: &Path) -> Result<bool> {
+    /// (hard link, else copy) and returns its SHA-256 (checked on `dest`). A mismatching entry is
+    /// deleted.
+    pub fn take_rootfs(&self, key: &str, dest: &Path) -> Result<Option<[u8; 32]>> {
         let (tar, meta) = self.rootfs_paths(key);
         let Ok(text) = fs::read_to_string(&meta) else {
-            return Ok(false);
+            return Ok(None);
         };
         let entry: Option<RootfsEntry> = serde_json::from_str(&text).ok();
         if tar.is_file() {
             link_or_copy(&tar, dest)?;
             if let Some(e) = entry {
-                if sha256_file(dest).is_ok_and(|(h, n)| h == e.sha256 && n == e.size) {
+                let digest = sha256_file(dest)
+                    .ok()
+                    .filter(|(h, n)| *h == e.sha256 && *n == e.size)
+                    .and_then(|(h, _)| hex::decode(h).ok()?.try_into().ok());
+                if let Some(d) = digest {
                     // Recently used: survives the eviction of older entries.
                     let _ =
                         File::open(&tar).and_then(|f| f.set_modified(std::time::SystemTime::now()));
-                    return Ok(true);
+                    return Ok(Some(d));
                 }
             }
             fs::remove_file(dest).with_context(|| format!("removing {}", dest.display()))?;
@@ -201,11 +206,12 @@ impl DebCache {
         );
         let _ = fs::remove_file(&tar);
         let _ = fs::remove_file(&meta);
-        Ok(false)
+        Ok(None)
     }
 
-    /// Stores `tar` as the rootfs for `key` (hard link, else copy) and evicts old entries.
-    pub fn put_rootfs(&self, key: &str, tar: &Path) -> Result<()> {
+    /// Stores `tar` as the rootfs for `key` (hard link, else copy) and evicts old entries;
+    /// returns the SHA-256 it recorded.
+    pub fn put_rootfs(&self, key: &str, tar: &Path) -> Result<[u8; 32]> {
         let (final_tar, meta) = self.rootfs_paths(key);
         let tmp = self.tmp_dir()?;
         let staged = tmp.path().join("rootfs.tar");
@@ -213,9 +219,13 @@ impl DebCache {
         let (sha256, size) = sha256_file(&staged)?;
         fs::rename(&staged, &final_tar)
             .with_context(|| format!("renaming into {}", final_tar.display()))?;
+        let digest = hex::decode(&sha256)
+            .ok()
+            .and_then(|d| d.try_into().ok())
+            .context("the rootfs digest")?;
         write_atomic(&meta, &serde_json::to_vec(&RootfsEntry { sha256, size })?)?;
         self.evict_rootfs();
-        Ok(())
+        Ok(digest)
     }
 
     fn rootfs_paths(&self, key: &str) -> (PathBuf, PathBuf) {
@@ -388,16 +398,22 @@ mod tests {
         fs::write(&tar, vec![7u8; 10_000]).unwrap();
         c.put_rootfs("k1", &tar).unwrap();
         let dest = root.path().join("got.tar");
-        assert!(c.take_rootfs("k1", &dest).unwrap());
+        let put = c.take_rootfs("k1", &dest).unwrap();
+        assert_eq!(
+            put.map(hex::encode),
+            Some(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+                std::fs::read(&dest).unwrap()
+            )))
+        );
         assert_eq!(fs::read(&dest).unwrap(), vec![7u8; 10_000]);
         fs::remove_file(&dest).unwrap();
-        assert!(!c.take_rootfs("other", &dest).unwrap());
+        assert!(c.take_rootfs("other", &dest).unwrap().is_none());
         // Same size, one byte flipped: refused and removed.
         let mut bad = vec![7u8; 10_000];
         bad[5000] = 8;
         fs::remove_file(c.dir().join("rootfs/k1.tar")).unwrap();
         fs::write(c.dir().join("rootfs/k1.tar"), &bad).unwrap();
-        assert!(!c.take_rootfs("k1", &dest).unwrap());
+        assert!(c.take_rootfs("k1", &dest).unwrap().is_none());
         assert!(!dest.exists());
         assert!(!c.dir().join("rootfs/k1.tar").exists());
     }

@@ -23,14 +23,14 @@ pub fn bootstrap(
     epoch: u64,
     work: &Path,
     cache: Option<&DebCache>,
-) -> Result<std::path::PathBuf> {
+) -> Result<(std::path::PathBuf, Option<[u8; 32]>)> {
     if tool::which("mmdebstrap").is_none() {
         anyhow::bail!("mmdebstrap is not installed: `apt-get install mmdebstrap` (needed for [rootfs] debian)");
     }
     let out = work.join("debian-rootfs.tar");
     let Some(cache) = cache else {
         run_mmdebstrap(d, epoch, &out, None)?;
-        return Ok(out);
+        return Ok((out, None));
     };
     let key = match cache_key(d, epoch) {
         Ok((k, set)) => {
@@ -46,9 +46,9 @@ pub fn bootstrap(
         }
     };
     if let Some(k) = &key {
-        if cache.take_rootfs(k, &out)? {
+        if let Some(sha256) = cache.take_rootfs(k, &out)? {
             tracing::info!("cache: rootfs {k} reused (same package set, tools and epoch)");
-            return Ok(out);
+            return Ok((out, Some(sha256)));
         }
     }
     let seed = cache.tmp_dir()?;
@@ -62,10 +62,11 @@ pub fn bootstrap(
     run_mmdebstrap(d, epoch, &out, Some((&inp, &outp)))?;
     let added = cache.store_debs(&outp)?;
     tracing::info!("cache: {added} downloaded packages stored");
-    if let Some(k) = &key {
-        cache.put_rootfs(k, &out)?;
-    }
-    Ok(out)
+    let sha256 = match &key {
+        Some(k) => Some(cache.put_rootfs(k, &out)?),
+        None => None,
+    };
+    Ok((out, sha256))
 }
 
 /// The mode mmdebstrap runs in: `root` as root, else `unshare` (user namespaces, subuids).

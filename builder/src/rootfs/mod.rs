@@ -65,7 +65,7 @@ pub fn load(
 ) -> Result<Loaded> {
     match source {
         RootfsSource::Tar(p) => {
-            let (tree, digest) = tarball::read(p, epoch, work_dir)?;
+            let (tree, digest) = tarball::read(p, epoch, work_dir, None)?;
             Ok(Loaded {
                 tree,
                 input_sha256: Some(digest),
@@ -78,8 +78,9 @@ pub fn load(
             packages: None,
         }),
         RootfsSource::Debian(d) => {
-            let tar = debian::bootstrap(d, epoch, work_dir, cache)?;
-            let (tree, digest) = tarball::read(&tar, epoch, work_dir)?;
+            // With the cache, the tar's digest was computed (stored) or verified (reused) there.
+            let (tar, known) = debian::bootstrap(d, epoch, work_dir, cache)?;
+            let (tree, digest) = tarball::read(&tar, epoch, work_dir, known)?;
             let packages = Some(debian::installed_packages(&tree)?);
             Ok(Loaded {
                 tree,

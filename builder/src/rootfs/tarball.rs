@@ -22,7 +22,12 @@ enum Compression {
 
 /// Reads `path` into a [`Tree`]; returns it with the SHA-256 of the tar file's bytes.
 /// `spool_dir` receives the decompressed contents of compressed tars.
-pub fn read(path: &Path, epoch: u64, spool_dir: &Path) -> Result<(Tree, InputDigest)> {
+pub fn read(
+    path: &Path,
+    epoch: u64,
+    spool_dir: &Path,
+    known: Option<[u8; 32]>,
+) -> Result<(Tree, InputDigest)> {
     let mut f =
         File::open(path).with_context(|| format!("opening rootfs tar {}", path.display()))?;
     let file_len = f.metadata()?.len();
@@ -37,16 +42,22 @@ pub fn read(path: &Path, epoch: u64, spool_dir: &Path) -> Result<(Tree, InputDig
     let ctx = || format!("reading rootfs tar {}", path.display());
     if comp == Compression::None {
         // Contents stay in the tar; its digest is computed on another core while the headers
-        // are parsed and the build goes on (the caller waits for it when it needs it).
+        // are parsed and the build goes on (the caller waits for it when it needs it), unless
+        // the caller verified it already (a cached rootfs).
         let backing = File::open(path)?;
-        let hash_file = backing.try_clone()?;
-        let thread = std::thread::Builder::new()
-            .name("tar-sha256".into())
-            .spawn(move || sha256_file_at(&hash_file, file_len))
-            .context("starting the tar hashing thread")?;
-        let digest = InputDigest::Hashing {
-            path: path.to_path_buf(),
-            thread,
+        let digest = match known {
+            Some(d) => InputDigest::Ready(d),
+            None => {
+                let hash_file = backing.try_clone()?;
+                let thread = std::thread::Builder::new()
+                    .name("tar-sha256".into())
+                    .spawn(move || sha256_file_at(&hash_file, file_len))
+                    .context("starting the tar hashing thread")?;
+                InputDigest::Hashing {
+                    path: path.to_path_buf(),
+                    thread,
+                }
+            }
         };
         let (entries, slices, _) =
             walk(BufReader::with_capacity(1 << 20, f), None, epoch, file_len).with_context(ctx)?;
