@@ -194,16 +194,6 @@ impl Sink {
         Ok(())
     }
 
-    /// Allocates `len` bytes for the file (`fallocate`); a filesystem without it just allocates
-    /// as it writes.
-    fn preallocate(&self, len: u64) {
-        use std::os::fd::AsRawFd;
-        if let Ok(len) = libc::off_t::try_from(len) {
-            // SAFETY: fallocate on a descriptor we own; no memory is passed.
-            unsafe { libc::fallocate(self.file.as_raw_fd(), 0, 0, len) };
-        }
-    }
-
     /// Starts writeback of what was written since the last call, every [`WRITEBACK_EVERY`].
     fn start_writeback(&mut self) {
         use std::os::fd::AsRawFd;
@@ -500,9 +490,6 @@ fn qcow2(raw: &Raw, w: &mut Sink) -> Result<()> {
     let data_at = l2_at + n_l2;
     const COPIED: u64 = 1 << 63;
 
-    // The file's final size is known: allocate it in one go (as qemu-img does), so writeback
-    // does not allocate blocks piecemeal.
-    w.preallocate(total * CLUSTER);
     // Header cluster.
     let mut h = vec![0u8; CLUSTER as usize];
     let put32 = |h: &mut [u8], at: usize, v: u32| h[at..at + 4].copy_from_slice(&v.to_be_bytes());
