@@ -23,7 +23,6 @@
 //! each copyright file up to 1 MiB (beyond that its licenses are left out, with a warning).
 
 use std::collections::BTreeSet;
-use std::io::Read;
 
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -35,7 +34,7 @@ use crate::rootfs::{Kind, Tree};
 pub const FILE: &str = "sbom.cdx.json";
 
 /// Larger dpkg status databases are refused (a full Debian desktop's is ~5 MiB).
-const STATUS_MAX: u64 = 64 << 20;
+pub const STATUS_MAX: u64 = 64 << 20;
 /// Copyright files are read up to this size for their `License:` fields.
 const COPYRIGHT_MAX: u64 = 1 << 20;
 
@@ -65,7 +64,8 @@ pub struct Package {
 pub fn generate(tree: &Tree, image: &Image<'_>) -> Result<Vec<u8>> {
     let components = match tree.resolve(STATUS) {
         Some(path) => {
-            let text = read_capped(tree, &path, STATUS_MAX)?
+            let text = tree
+                .read_file_capped(&path, STATUS_MAX)?
                 .with_context(|| format!("/{STATUS}: larger than {} MiB", STATUS_MAX >> 20))?;
             let text = String::from_utf8(text)
                 .with_context(|| format!("/{STATUS} in the rootfs is not UTF-8"))?;
@@ -198,7 +198,7 @@ impl Distro {
         let text = ["etc/os-release", "usr/lib/os-release"]
             .iter()
             .find_map(|p| tree.resolve(p))
-            .and_then(|p| read_capped(tree, &p, 64 << 10).ok().flatten())
+            .and_then(|p| tree.read_file_capped(&p, 64 << 10).ok().flatten())
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default();
         let get = |key: &str| {
@@ -274,7 +274,7 @@ fn copyright_licenses(tree: &Tree, package: &str) -> Result<Vec<String>> {
     ) {
         return Ok(Vec::new());
     }
-    match read_capped(tree, &path, COPYRIGHT_MAX)? {
+    match tree.read_file_capped(&path, COPYRIGHT_MAX)? {
         Some(bytes) => Ok(dep5_licenses(&String::from_utf8_lossy(&bytes))),
         None => {
             tracing::warn!(
@@ -328,25 +328,6 @@ fn file_components(tree: &Tree) -> Result<Vec<Component>> {
         });
     }
     Ok(out)
-}
-
-/// The content of a regular file in the tree, or `None` when it is longer than `cap`.
-fn read_capped(tree: &Tree, path: &str, cap: u64) -> Result<Option<Vec<u8>>> {
-    let e = tree
-        .get(path)
-        .with_context(|| format!("`/{path}` is not in the rootfs"))?;
-    let data = match &e.kind {
-        Kind::File { data, .. } => *data,
-        Kind::Hardlink { target } => return read_capped(tree, target, cap),
-        _ => anyhow::bail!("`/{path}` in the rootfs is not a regular file"),
-    };
-    let mut buf = Vec::new();
-    tree.store
-        .open(data)?
-        .take(cap + 1)
-        .read_to_end(&mut buf)
-        .with_context(|| format!("reading `/{path}` from the rootfs"))?;
-    Ok((buf.len() as u64 <= cap).then_some(buf))
 }
 
 /// Percent-encodes everything but the purl spec's unreserved characters (`:` included, so an

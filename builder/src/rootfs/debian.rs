@@ -221,31 +221,27 @@ pub fn installed_packages(tree: &Tree) -> Result<BTreeMap<String, String>> {
     let path = tree
         .resolve("var/lib/dpkg/status")
         .context("the rootfs has no /var/lib/dpkg/status")?;
-    let text =
-        String::from_utf8(tree.read_file(&path)?).context("/var/lib/dpkg/status is not UTF-8")?;
-    Ok(parse_status(&text))
+    let text = tree
+        .read_file_capped(&path, crate::sbom::STATUS_MAX)?
+        .context("/var/lib/dpkg/status: larger than 64 MiB")?;
+    let text = String::from_utf8(text).context("/var/lib/dpkg/status is not UTF-8")?;
+    parse_status(&text).context("/var/lib/dpkg/status")
 }
 
-/// `Package:` → `Version:` for stanzas whose `Status:` ends in `installed`.
-pub fn parse_status(text: &str) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for stanza in text.split("\n\n") {
-        let field = |name: &str| {
-            stanza
-                .lines()
-                .find_map(|l| l.strip_prefix(name).map(str::trim))
-        };
-        if let (Some(p), Some(v), Some(st)) =
-            (field("Package:"), field("Version:"), field("Status:"))
-        {
-            if st.ends_with(" installed") {
-                let arch = field("Architecture:").filter(|a| *a != "all" && *a != "amd64");
-                let name = arch.map_or_else(|| p.to_string(), |a| format!("{p}:{a}"));
-                out.insert(name, v.to_string());
-            }
-        }
-    }
-    out
+/// Installed package (`name`, or `name:arch` for other than `all`/`amd64`) → version, from the
+/// SBOM's dpkg status parser.
+pub fn parse_status(text: &str) -> Result<BTreeMap<String, String>> {
+    Ok(crate::sbom::parse_status(text)?
+        .into_iter()
+        .map(|p| {
+            let name = if p.architecture == "all" || p.architecture == "amd64" {
+                p.name
+            } else {
+                format!("{}:{}", p.name, p.architecture)
+            };
+            (name, p.version)
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -255,7 +251,7 @@ mod tests {
         let s = "Package: a\nStatus: install ok installed\nVersion: 1.0\nArchitecture: amd64\n\n\
                  Package: b\nStatus: deinstall ok config-files\nVersion: 2\n\n\
                  Package: c\nStatus: install ok installed\nArchitecture: i386\nVersion: 3\n";
-        let m = super::parse_status(s);
+        let m = super::parse_status(s).unwrap();
         assert_eq!(m.len(), 2);
         assert_eq!(m["a"], "1.0");
         assert_eq!(m["c:i386"], "3");

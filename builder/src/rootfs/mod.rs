@@ -110,19 +110,31 @@ impl Tree {
 
     /// Reads a whole regular file (following hardlinks, not symlinks) into memory.
     pub fn read_file(&self, path: &str) -> Result<Vec<u8>> {
+        Ok(self
+            .read_file_capped(path, u64::MAX)?
+            .unwrap_or_else(|| unreachable!("no file holds more than u64::MAX bytes")))
+    }
+
+    /// Like [`Tree::read_file`], but `None` when the file is longer than `cap` bytes (at most
+    /// `cap + 1` are read).
+    pub fn read_file_capped(&self, path: &str, cap: u64) -> Result<Option<Vec<u8>>> {
         use anyhow::Context;
+        use std::io::Read;
         let e = self
             .get(path)
             .with_context(|| format!("`/{path}` is not in the rootfs"))?;
         let data = match &e.kind {
             Kind::File { data, .. } => *data,
-            Kind::Hardlink { target } => return self.read_file(target),
+            Kind::Hardlink { target } => return self.read_file_capped(target, cap),
             _ => anyhow::bail!("`/{path}` in the rootfs is not a regular file"),
         };
         let mut buf = Vec::new();
-        std::io::Read::read_to_end(&mut self.store.open(data)?, &mut buf)
+        self.store
+            .open(data)?
+            .take(cap.saturating_add(1))
+            .read_to_end(&mut buf)
             .with_context(|| format!("reading `/{path}` from the rootfs"))?;
-        Ok(buf)
+        Ok((buf.len() as u64 <= cap).then_some(buf))
     }
 
     /// Resolves symlinks in every component of `path` inside the tree (absolute targets are
