@@ -838,46 +838,21 @@ fn verity_data_blocks_wrap() {
 #[test]
 fn eventlog_64mib() {
     // A signed fixture manifest and a 64 MiB "event log": refused by size, not parsed.
-    let Some(tar) = fixture_tar() else { return };
     let s = Scratch::new();
-    let key = s.path("k");
-    assert_ok(
-        &run_nodeimg(&["keygen", "-o", key.to_str().unwrap()]),
-        "keygen",
-    );
-    let cfg = fixture_config(
-        s.dir.path(),
-        &tar,
-        &format!("\n[signing]\nkey = \"{}\"\n", key.display()),
-    );
-    let img = s.path("img");
-    assert_ok(
-        &run_nodeimg(&["build", cfg.to_str().unwrap(), "-o", img.to_str().unwrap()]),
-        "signed fixture build",
-    );
+    let Some((manifest, key)) = signed_fixture(&s, "") else {
+        return;
+    };
     let log = s.path("log.bin");
     std::fs::File::create(&log)
         .unwrap()
         .set_len(64 << 20)
         .unwrap();
-    let (code, out) = run_bounded(
-        &s,
-        &[
-            "verify",
-            img.join("manifest.json").to_str().unwrap(),
-            "--key",
-            &format!("{}.pub", key.display()),
-            "--event-log",
-            log.to_str().unwrap(),
-        ],
-    );
-    assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains(expected("eventlog_64mib")), "{out}");
-    assert!(!out.contains("panicked"), "{out}");
+    refused_verify(&s, &manifest, &key, "--event-log", &log, "eventlog_64mib");
 }
 
-/// A signed fixture build with a TDX entry (RTMRs), for the CC event log cases.
-fn signed_tdx_fixture(s: &Scratch) -> Option<(PathBuf, PathBuf)> {
+/// A signed fixture build with `extra` TOML (e.g. a TDX entry for the CC event log cases);
+/// returns its manifest and the public key.
+fn signed_fixture(s: &Scratch, extra: &str) -> Option<(PathBuf, PathBuf)> {
     let tar = fixture_tar()?;
     let key = s.path("k");
     assert_ok(
@@ -887,18 +862,25 @@ fn signed_tdx_fixture(s: &Scratch) -> Option<(PathBuf, PathBuf)> {
     let cfg = fixture_config(
         s.dir.path(),
         &tar,
-        &format!(
-            "\n[measurements.tdx]\novmf = [\"{}\"]\n\n[signing]\nkey = \"{}\"\n",
-            ovmf_prebuilt::ovmf_pure_efi().display(),
-            key.display()
-        ),
+        &format!("{extra}\n[signing]\nkey = \"{}\"\n", key.display()),
     );
     let img = s.path("img");
     assert_ok(
         &run_nodeimg(&["build", cfg.to_str().unwrap(), "-o", img.to_str().unwrap()]),
-        "signed fixture build with TDX",
+        "signed fixture build",
     );
     Some((img.join("manifest.json"), s.path("k.pub")))
+}
+
+/// A signed fixture build with a TDX entry (RTMRs), for the CC event log cases.
+fn signed_tdx_fixture(s: &Scratch) -> Option<(PathBuf, PathBuf)> {
+    signed_fixture(
+        s,
+        &format!(
+            "\n[measurements.tdx]\novmf = [\"{}\"]\n",
+            ovmf_prebuilt::ovmf_pure_efi().display()
+        ),
+    )
 }
 
 #[test]
@@ -913,11 +895,11 @@ fn ccel_64mib() {
         .unwrap()
         .set_len(64 << 20)
         .unwrap();
-    refused_ccel(&s, &manifest, &key, &log, "ccel_64mib");
+    refused_verify(&s, &manifest, &key, "--ccel", &log, "ccel_64mib");
 }
 
-/// `verify MANIFEST --key KEY --ccel LOG` within the bounds: exit 1 with the case's fragment.
-fn refused_ccel(s: &Scratch, manifest: &Path, key: &Path, log: &Path, case: &str) {
+/// `verify MANIFEST --key KEY FLAG FILE` within the bounds: exit 1 with the case's fragment.
+fn refused_verify(s: &Scratch, manifest: &Path, key: &Path, flag: &str, file: &Path, case: &str) {
     let (code, out) = run_bounded(
         s,
         &[
@@ -925,8 +907,8 @@ fn refused_ccel(s: &Scratch, manifest: &Path, key: &Path, log: &Path, case: &str
             manifest.to_str().unwrap(),
             "--key",
             key.to_str().unwrap(),
-            "--ccel",
-            log.to_str().unwrap(),
+            flag,
+            file.to_str().unwrap(),
         ],
     );
     assert_eq!(code, Some(1), "{out}");
@@ -948,7 +930,7 @@ fn ccel_4mib_of_events() {
     let n = ((4 << 20) - ccel_log(&[]).len()) / per_event;
     let path = s.path("ccel.bin");
     std::fs::write(&path, ccel_log(&vec![one; n])).unwrap();
-    refused_ccel(&s, &manifest, &key, &path, "ccel_4mib_of_events");
+    refused_verify(&s, &manifest, &key, "--ccel", &path, "ccel_4mib_of_events");
 }
 
 #[test]
