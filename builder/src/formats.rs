@@ -73,6 +73,21 @@ impl Format {
         };
         let source = Raw::open(raw, true).with_context(ctx)?;
         self.write_from(&source, raw_sha.as_ref(), epoch, out)
+            .map_err(|e| {
+                // A system call that reads the mapping past the file's new end fails (EFAULT)
+                // where a plain access would raise SIGBUS; a read comes up short. Either way,
+                // say what happened rather than "Bad address".
+                match source.file.metadata().map(|m| m.len()) {
+                    Ok(now) if now < source.size => e.context(format!(
+                        "{}: the file shrank from {} to {now} bytes while nodeimg was reading it \
+                         (another process truncated or rewrote it); run again once nothing else \
+                         writes to it",
+                        raw.display(),
+                        source.size
+                    )),
+                    _ => e,
+                }
+            })
             .with_context(ctx)
     }
 
@@ -356,8 +371,8 @@ fn is_zero(b: &[u8]) -> bool {
 
 /// The raw disk being converted: mapped read-only where the kernel allows it, so the zero checks,
 /// the write and the hash read the page cache directly (no copy into buffers); read otherwise.
-/// As for `inspect`, a disk another process truncates while it is converted kills the
-/// conversion with SIGBUS (its temporary output is then left behind; nothing is renamed).
+/// A disk another process truncates while it is converted ends the conversion with an error
+/// naming it (`mmap.rs`); nothing is renamed, and `convert` removes its temporary output.
 struct Raw {
     path: std::path::PathBuf,
     file: File,

@@ -284,3 +284,73 @@ fn unknown_formats_are_config_errors() {
         );
     }
 }
+
+/// A disk another process truncates while `convert` reads it (mapped) ends the conversion with
+/// an error naming the disk — not a SIGBUS death — and leaves neither the output nor the
+/// temporary file behind.
+#[test]
+fn a_disk_truncated_during_convert_is_an_error_and_leaves_nothing() {
+    use std::os::unix::process::ExitStatusExt;
+    let d = tempfile::tempdir().unwrap();
+    let disk = d.path().join("shrinking.raw");
+    let out_dir = d.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let out = out_dir.join("disk.vhd");
+    let mut hit = false;
+    // The truncation must land while the conversion runs: it starts once the temporary file
+    // exists, and 1 GiB of data takes ~1 s to convert here. A run that finished first is tried
+    // again (at most three times).
+    for _ in 0..3 {
+        let chunk: Vec<u8> = (0..(1 << 20)).map(|i: u32| (i % 251) as u8 | 1).collect();
+        let mut f = std::fs::File::create(&disk).unwrap();
+        for _ in 0..1024 {
+            std::io::Write::write_all(&mut f, &chunk).unwrap();
+        }
+        drop(f);
+        let _ = std::fs::remove_file(&out);
+        let child = Command::new(nodeimg())
+            .args(["convert", "--format", "vhd", "-o"])
+            .arg(&out)
+            .arg(&disk)
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while std::fs::read_dir(&out_dir).unwrap().next().is_none()
+            && started.elapsed() < std::time::Duration::from_secs(30)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&disk)
+            .unwrap()
+            .set_len(4096)
+            .unwrap();
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_ne!(
+            o.status.signal(),
+            Some(libc::SIGBUS),
+            "convert died of SIGBUS: {err}"
+        );
+        let left: Vec<_> = std::fs::read_dir(&out_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        if o.status.success() {
+            assert_eq!(left, vec![std::ffi::OsString::from("disk.vhd")]);
+            continue; // finished before the truncation
+        }
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("shrinking.raw") && err.contains("shrank"),
+            "the error names the disk and what happened: {err}"
+        );
+        assert!(left.is_empty(), "nothing is left behind: {left:?}");
+        hit = true;
+        break;
+    }
+    assert!(hit, "no run was truncated while converting");
+}

@@ -54,6 +54,8 @@ pub fn run(a: Args, g: Globals) -> Result<ExitCode> {
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .tempfile_in(dir)
         .with_context(|| format!("a temporary file in {}", dir.display()))?;
+    // A disk truncated under the conversion ends it with an error, and this file goes too.
+    let _remove = crate::mmap::remove_on_fault(tmp.path());
     let (sha, size) = a.format.write(&a.disk, None, epoch, tmp.path())?;
     tmp.persist_noclobber(&out)
         .map_err(|e| anyhow::anyhow!("moving the output to {}: {}", out.display(), e.error))?;
