@@ -6,6 +6,7 @@ pub mod cvm;
 pub mod eventlog;
 pub mod guid;
 pub mod manifest;
+pub mod multihash;
 pub mod pcr;
 pub mod pe;
 pub mod platforms;
