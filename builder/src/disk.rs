@@ -155,7 +155,7 @@ pub fn assemble(
     align: u64,
 ) -> Result<Vec<Placed>> {
     ensure!(
-        align >= LBA && align % LBA == 0,
+        align >= LBA && align.is_multiple_of(LBA),
         "partition alignment {align} is not a positive multiple of 512"
     );
     ensure!(

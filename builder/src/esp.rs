@@ -41,7 +41,7 @@ pub fn build(
     epoch: u64,
 ) -> Result<()> {
     ensure!(
-        size % 512 == 0,
+        size.is_multiple_of(512),
         "ESP size {size} is not a multiple of 512 bytes"
     );
     ensure!(

@@ -191,7 +191,7 @@ impl Mapping {
         // SAFETY: sysconf has no preconditions.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
         if page <= 0
-            || offset % page as u64 != 0
+            || !offset.is_multiple_of(page as u64)
             || len == 0
             || offset.checked_add(len as u64)? > file_len
         {

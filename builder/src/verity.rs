@@ -291,7 +291,7 @@ fn compute(data: Region<'_>, p: &Params) -> Result<(Info, Vec<u8>)> {
     let dbs = p.data_block_size as usize;
     let hbs = p.hash_block_size as usize;
     ensure!(
-        data.len > 0 && data.len % dbs as u64 == 0,
+        data.len > 0 && data.len.is_multiple_of(dbs as u64),
         "data device size {} is not a positive multiple of the {dbs}-byte verity block",
         data.len
     );

@@ -671,7 +671,7 @@ fn resolve_disk(raw: &RawConfig, file: &Path) -> Result<DiskConfig, ConfigError>
 }
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

@@ -165,7 +165,7 @@ pub fn parse_header(sector: &[u8]) -> Result<Header, GptError> {
 
 fn header_fields(head: &[u8]) -> Result<Header, GptError> {
     let entry_size = le32(head, 84);
-    if entry_size < 128 || entry_size % 128 != 0 {
+    if entry_size < 128 || !entry_size.is_multiple_of(128) {
         return Err(GptError::BadEntrySize(entry_size));
     }
     let h = Header {
@@ -185,7 +185,7 @@ fn header_fields(head: &[u8]) -> Result<Header, GptError> {
 
 /// Checks the entry array CRC and returns the used entries (non-nil type GUID).
 pub fn parse_entries(header: &Header, array: &[u8]) -> Result<Vec<Partition>, GptError> {
-    if header.entry_size < 128 || header.entry_size % 128 != 0 {
+    if header.entry_size < 128 || !header.entry_size.is_multiple_of(128) {
         return Err(GptError::BadEntrySize(header.entry_size));
     }
     let len = header.entry_array_len();

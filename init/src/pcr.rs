@@ -57,7 +57,9 @@ pub fn normalize_value(bank: &str, text: &str) -> Option<String> {
         "sha512" => Some(128),
         _ => None,
     };
-    let ok_len = want.map_or(!hex.is_empty() && hex.len() % 2 == 0, |n| hex.len() == n);
+    let ok_len = want.map_or(!hex.is_empty() && hex.len().is_multiple_of(2), |n| {
+        hex.len() == n
+    });
     (ok_len && hex.bytes().all(|b| b.is_ascii_hexdigit())).then_some(hex)
 }
 

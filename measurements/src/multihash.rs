@@ -90,7 +90,7 @@ pub fn sha512_available() -> bool {
 pub unsafe fn sha256_compress<const N: usize>(states: &mut [[u32; 8]; N], m: [&[u8]; N]) {
     use std::arch::x86_64::*;
     let len = m[0].len();
-    assert!(len % 64 == 0 && m.iter().all(|x| x.len() == len));
+    assert!(len.is_multiple_of(64) && m.iter().all(|x| x.len() == len));
     if len == 0 {
         return;
     }
@@ -196,7 +196,7 @@ pub unsafe fn sha256_compress<const N: usize>(states: &mut [[u32; 8]; N], m: [&[
 pub unsafe fn sha512_compress2(states: &mut [[u64; 8]; 2], m: [&[u8]; 2]) {
     use std::arch::x86_64::*;
     let len = m[0].len();
-    assert!(len % 128 == 0 && m[1].len() == len);
+    assert!(len.is_multiple_of(128) && m[1].len() == len);
     // Lane 0 is the first message, lane 1 the second.
     let mut s: [__m128i; 8] =
         std::array::from_fn(|i| _mm_set_epi64x(states[1][i] as i64, states[0][i] as i64));

@@ -97,7 +97,7 @@ fn after<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
 fn base64_decode(s: &str) -> Result<Vec<u8>> {
     let s = s.as_bytes();
     ensure!(
-        s.len() % 4 == 0,
+        s.len().is_multiple_of(4),
         "base64 of length {} (not a multiple of 4)",
         s.len()
     );

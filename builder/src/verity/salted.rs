@@ -65,7 +65,10 @@ impl SaltedSha256 {
     /// The digests of `data`'s consecutive `block`-byte blocks into `out`, 32 bytes each.
     /// `data.len()` must be a multiple of `block` and `out` 32 bytes per block.
     pub fn blocks(&self, data: &[u8], block: usize, out: &mut [u8]) {
-        assert!(block > 0 && data.len() % block == 0, "whole blocks");
+        assert!(
+            block > 0 && data.len().is_multiple_of(block),
+            "whole blocks"
+        );
         assert_eq!(out.len(), data.len() / block * 32, "one digest per block");
         #[cfg(target_arch = "x86_64")]
         if let Some(p) = &self.ni {

@@ -86,7 +86,7 @@ pub fn vmsas(
 
 fn firmware_pages(ld: &mut LaunchDigest<Updating>, fw: &Ovmf) -> Result<()> {
     let data = fw.bytes();
-    if data.len() % PAGE as usize != 0 {
+    if !data.len().is_multiple_of(PAGE as usize) {
         return Err(CvmError::FirmwareSize {
             size: data.len() as u64,
         });
@@ -159,7 +159,7 @@ fn section(
 ) -> std::result::Result<(), String> {
     let gpa = u64::from(s.gpa);
     let pages = |ld: &mut LaunchDigest<Updating>, ty: PageType| {
-        if s.size % PAGE != 0 {
+        if !s.size.is_multiple_of(PAGE) {
             return Err("size is not a multiple of 4096".to_string());
         }
         ld.empty_pages(ty, gpa, u64::from(s.size));

@@ -153,7 +153,7 @@ impl TdxMetadata {
 }
 
 fn check_section(s: &TdxSection, file_size: usize) -> std::result::Result<(), String> {
-    if s.memory_address % PAGE != 0 || s.memory_data_size % PAGE != 0 {
+    if !s.memory_address.is_multiple_of(PAGE) || !s.memory_data_size.is_multiple_of(PAGE) {
         return Err(format!(
             "MemoryAddress {:#x} and MemoryDataSize {:#x} must be multiples of 4096",
             s.memory_address, s.memory_data_size

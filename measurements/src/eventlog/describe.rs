@@ -22,7 +22,7 @@ fn quoted_ascii(d: &[u8]) -> String {
 
 /// systemd-stub logs its descriptions as UTF-16LE with a NUL; GRUB and others use ASCII.
 fn utf16_or_ascii(d: &[u8]) -> String {
-    let looks_utf16 = d.len() >= 2 && d.len() % 2 == 0 && d.chunks(2).all(|p| p[1] == 0);
+    let looks_utf16 = d.len() >= 2 && d.len().is_multiple_of(2) && d.chunks(2).all(|p| p[1] == 0);
     if looks_utf16 {
         format!("{:?}", utf16_text(d))
     } else {

@@ -79,7 +79,7 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<SignatureList>, SecureBootError> {
             ));
         }
         let body = list_size - LIST_HEADER;
-        if header_size > body || sig_size < 16 || (body - header_size) % sig_size != 0 {
+        if header_size > body || sig_size < 16 || !(body - header_size).is_multiple_of(sig_size) {
             return Err(err(
                 at,
                 format!(

@@ -300,7 +300,7 @@ fn layout(f: &[u8]) -> Result<Layout> {
 
 fn decode_name(raw: &[u8], offset: usize) -> Result<String> {
     let bad = |reason: &str| var_err(offset, reason);
-    if raw.len() < 4 || raw.len() % 2 != 0 {
+    if raw.len() < 4 || !raw.len().is_multiple_of(2) {
         return Err(bad("NameSize is odd or below 4 (a character and the NUL)"));
     }
     let units = raw
