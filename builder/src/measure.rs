@@ -322,12 +322,47 @@ pub fn secure_boot_of(sb: Option<&manifest::SecureBoot>) -> Result<pcr::SecureBo
     })
 }
 
-/// Reads a UKI file with one thread per core, each into its own slice of the buffer: the copy
-/// out of the page cache is what limits a plain read, and it parallelises.
-pub fn read_uki(path: &Path) -> Result<Vec<u8>> {
+/// A file's bytes: mapped (the page cache itself, no copy) or, where mapping fails, read.
+#[derive(Debug)]
+pub enum FileBytes {
+    Mapped(crate::mmap::Mapping),
+    Read(Vec<u8>),
+}
+
+impl std::ops::Deref for FileBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            FileBytes::Mapped(m) => m.bytes(),
+            FileBytes::Read(v) => v,
+        }
+    }
+}
+
+/// A UKI file's bytes, mapped; where that fails, read with one thread per core, each into its
+/// own slice of the buffer (the copy out of the page cache is what limits a plain read, and it
+/// parallelises). Files over 1 GiB (`infile::UKI_MAX`) are refused: no UKI is that large, and a
+/// sparse file claiming terabytes must not cost that much time or memory.
+pub fn read_uki(path: &Path) -> Result<FileBytes> {
     use std::os::unix::fs::FileExt;
     let f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let len = usize::try_from(f.metadata()?.len()).context("the file does not fit in memory")?;
+    let meta = f.metadata()?;
+    anyhow::ensure!(
+        meta.is_file(),
+        "{}: not a regular file; give the UKI file",
+        path.display()
+    );
+    let size = meta.len();
+    anyhow::ensure!(
+        size <= crate::infile::UKI_MAX,
+        "{}: {size} bytes; a UKI is at most {} bytes here (is this the right file?)",
+        path.display(),
+        crate::infile::UKI_MAX
+    );
+    let len = size as usize;
+    if let Some(m) = crate::mmap::Mapping::new(&f, size, 0, len) {
+        return Ok(FileBytes::Mapped(m));
+    }
     let mut buf = vec![0u8; len];
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = len.div_ceil(threads).max(1 << 20);
@@ -346,7 +381,7 @@ pub fn read_uki(path: &Path) -> Result<Vec<u8>> {
         })
     })
     .with_context(|| format!("reading {}", path.display()))?;
-    Ok(buf)
+    Ok(FileBytes::Read(buf))
 }
 
 /// What a PCR prediction needs from a disk image.

@@ -77,6 +77,11 @@ const TABLE: &[(&str, &str, &str)] = &[
     ),
     ("snp_vcpus_out_of_range", "cli", "is not in 1..=512"),
     (
+        "uki_1tib_sparse",
+        "uki",
+        "a UKI is at most 1073741824 bytes",
+    ),
+    (
         "snp_id_key_not_p384",
         "cli",
         "a P-256 key; the SEV-SNP ID and author keys must be ECDSA P-384",
@@ -931,6 +936,29 @@ fn ccel_4mib_of_events() {
     let path = s.path("ccel.bin");
     std::fs::write(&path, ccel_log(&vec![one; n])).unwrap();
     refused_verify(&s, &manifest, &key, "--ccel", &path, "ccel_4mib_of_events");
+}
+
+#[test]
+fn uki_1tib_sparse() {
+    // A sparse file claiming 1 TiB given to `measure uki` / `measure tdx --uki`: refused by
+    // size, neither read nor mapped and hashed.
+    let s = Scratch::new();
+    let uki = s.path("huge.efi");
+    std::fs::File::create(&uki)
+        .unwrap()
+        .set_len(1 << 40)
+        .unwrap();
+    let u = uki.to_str().unwrap();
+    // Debian's OVMF.fd has TDVF metadata (`measure tdx` reads the firmware first).
+    let ovmf = "/usr/share/ovmf/OVMF.fd";
+    let mut cases = vec![vec!["measure", "uki", u]];
+    if Path::new(ovmf).exists() {
+        cases.push(vec!["measure", "tdx", "--ovmf", ovmf, "--uki", u]);
+    }
+    for args in cases {
+        let (code, out) = run_bounded(&s, &args);
+        assert_refused(&s, "uki_1tib_sparse", code, &out);
+    }
 }
 
 #[test]

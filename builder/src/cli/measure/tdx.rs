@@ -57,7 +57,7 @@ pub fn run(a: Args, g: Globals) -> Result<ExitCode> {
     let (uki, gpt, source) = match (&a.disk, &a.uki) {
         (Some(d), _) => {
             let disk = measure::uki_from_disk(d)?;
-            (Some(disk.uki), Some(disk.gpt), d)
+            (Some(measure::FileBytes::Read(disk.uki)), Some(disk.gpt), d)
         }
         (None, Some(u)) => (Some(measure::read_uki(u)?), None, u),
         (None, None) => (None, None, &a.ovmf),
