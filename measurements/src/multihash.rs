@@ -275,19 +275,8 @@ pub unsafe fn sha512_compress2(states: &mut [[u64; 8]; 2], m: [&[u8]; 2]) {
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
+    use crate::test_noise as bytes;
     use sha2::digest::generic_array::GenericArray;
-
-    fn bytes(n: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect()
-    }
 
     #[test]
     fn sha256_streams_equal_sha2_compression() {

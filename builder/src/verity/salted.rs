@@ -185,15 +185,16 @@ mod ni {
 mod tests {
     use super::*;
 
+    /// Test payload: SHA-256 in counter mode (any bytes do; these are not all alike).
     fn bytes(n: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
+        (0u64..)
+            .flat_map(|i| {
+                Sha256::new()
+                    .chain_update(seed.to_le_bytes())
+                    .chain_update(i.to_le_bytes())
+                    .finalize()
             })
+            .take(n)
             .collect()
     }
 

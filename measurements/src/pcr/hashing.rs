@@ -483,6 +483,7 @@ impl<'c, 'a> Reader<'c, 'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_noise as bytes;
 
     #[test]
     fn shared_prefixes_give_the_same_digests_as_plain_hashing() {
@@ -511,18 +512,6 @@ mod tests {
             }
         }
         assert_eq!(groups(&msgs).len(), 3);
-    }
-
-    fn bytes(n: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 24) as u8
-            })
-            .collect()
     }
 
     fn flat(m: &[Chunk<'_>]) -> Vec<u8> {
