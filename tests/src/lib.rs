@@ -131,6 +131,26 @@ pub fn fixture_config(dir: &Path, tar: &Path, extra: &str) -> PathBuf {
     p
 }
 
+/// The files every build writes into its output directory (no extra formats, no bundle).
+pub const BUILD_OUTPUTS: [&str; 5] = [
+    "disk.raw",
+    "uki.efi",
+    "manifest.json",
+    "sbom.cdx.json",
+    "SHA256SUMS",
+];
+
+/// Builds the fixture `tar` with `extra` config (written as `cfg_dir/image.toml`) into `out`;
+/// panics with nodeimg's output, naming `what`, if the build fails. Returns `out`.
+pub fn build_fixture(cfg_dir: &Path, tar: &Path, extra: &str, out: PathBuf, what: &str) -> PathBuf {
+    let cfg = fixture_config(cfg_dir, tar, extra);
+    assert_ok(
+        &run_nodeimg(&["build", cfg.to_str().unwrap(), "-o", out.to_str().unwrap()]),
+        what,
+    );
+    out
+}
+
 /// Runs `nodeimg ARGS` (with its embedded nodeimg-init).
 pub fn run_nodeimg(args: &[&str]) -> Output {
     Command::new(nodeimg())

@@ -91,13 +91,7 @@ fn boot_default_image_is_reproducible_and_reaches_multi_user() {
         String::from_utf8_lossy(&r.stderr).into_owned()
     };
     let same = |x: &Path, y: &Path, what: &str| {
-        for f in [
-            "disk.raw",
-            "uki.efi",
-            "manifest.json",
-            "sbom.cdx.json",
-            "SHA256SUMS",
-        ] {
+        for f in BUILD_OUTPUTS {
             assert!(
                 std::fs::read(x.join(f)).unwrap() == std::fs::read(y.join(f)).unwrap(),
                 "default image: {f} differs between {what}"

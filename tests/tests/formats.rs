@@ -21,20 +21,16 @@ const FORMATS: [(&str, &str); 4] = [
 /// The fixture built with every format and a signing key into `dir/NAME`.
 fn build(dir: &Path, name: &str, key: &Path) -> PathBuf {
     let tar = fixture_tar().expect("checked by the caller");
-    let cfg = fixture_config(
+    build_fixture(
         dir,
         &tar,
         &format!(
             "\n[output]\nformats = [\"raw\", \"qcow2\", \"vhd\", \"gce\", \"vmdk\"]\n\n[signing]\nkey = \"{}\"\n",
             key.display()
         ),
-    );
-    let out = dir.join(name);
-    assert_ok(
-        &run_nodeimg(&["build", cfg.to_str().unwrap(), "-o", out.to_str().unwrap()]),
+        dir.join(name),
         "nodeimg build with every format",
-    );
-    out
+    )
 }
 
 fn qemu_img(args: &[&str]) -> String {

@@ -864,14 +864,11 @@ fn signed_fixture(s: &Scratch, extra: &str) -> Option<(PathBuf, PathBuf)> {
         &run_nodeimg(&["keygen", "-o", key.to_str().unwrap()]),
         "keygen",
     );
-    let cfg = fixture_config(
+    let img = build_fixture(
         s.dir.path(),
         &tar,
         &format!("{extra}\n[signing]\nkey = \"{}\"\n", key.display()),
-    );
-    let img = s.path("img");
-    assert_ok(
-        &run_nodeimg(&["build", cfg.to_str().unwrap(), "-o", img.to_str().unwrap()]),
+        s.path("img"),
         "signed fixture build",
     );
     Some((img.join("manifest.json"), s.path("k.pub")))

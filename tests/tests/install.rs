@@ -64,13 +64,7 @@ fn an_installed_nodeimg_builds_the_fixture_byte_identical_to_the_in_tree_one() {
     };
     build(&nodeimg_installed, "installed");
     build(nodeimg(), "in-tree");
-    for f in [
-        "disk.raw",
-        "uki.efi",
-        "manifest.json",
-        "sbom.cdx.json",
-        "SHA256SUMS",
-    ] {
+    for f in BUILD_OUTPUTS {
         assert!(
             std::fs::read(d.path().join("installed").join(f)).unwrap()
                 == std::fs::read(d.path().join("in-tree").join(f)).unwrap(),

@@ -21,7 +21,7 @@ fn build(dir: &Path, name: &str, extra: &str) -> PathBuf {
     }
     let cfg_dir = dir.join(format!("{name}-cfg"));
     std::fs::create_dir_all(&cfg_dir).unwrap();
-    let cfg = fixture_config(
+    build_fixture(
         &cfg_dir,
         &tar,
         &format!(
@@ -29,13 +29,9 @@ fn build(dir: &Path, name: &str, extra: &str) -> PathBuf {
             ovmf_prebuilt::ovmf_pure_efi().display(),
             key.display()
         ),
-    );
-    let out = dir.join(name);
-    assert_ok(
-        &run_nodeimg(&["build", cfg.to_str().unwrap(), "-o", out.to_str().unwrap()]),
+        dir.join(name),
         "nodeimg build with [measurements.tdx]",
-    );
-    out
+    )
 }
 
 /// `nodeimg --json measure tdx --ovmf <ovmf-prebuilt> FLAG PATH` (`--disk` or `--uki`).
@@ -274,14 +270,11 @@ fn rtmrs_equal_teepot_rtmr_calc_vectors() {
         let Some(stub) = stub(version) else { continue };
         let dir = d.path().join(version.to_string());
         std::fs::create_dir_all(&dir).unwrap();
-        let cfg = fixture_config(
+        let out = build_fixture(
             &dir,
             &tar,
             &format!("\n[uki]\nstub = \"{}\"\n", stub.display()),
-        );
-        let out = dir.join("out");
-        assert_ok(
-            &run_nodeimg(&["build", cfg.to_str().unwrap(), "-o", out.to_str().unwrap()]),
+            dir.join("out"),
             "fixture build",
         );
         let uki_sha = hex::encode(sha2::Sha256::digest(
