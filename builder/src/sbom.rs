@@ -369,15 +369,7 @@ fn uuid_v5(name: &[u8]) -> String {
     u.copy_from_slice(&d[..16]);
     u[6] = (u[6] & 0x0f) | 0x50;
     u[8] = (u[8] & 0x3f) | 0x80;
-    let x = hex::encode(u);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &x[0..8],
-        &x[8..12],
-        &x[12..16],
-        &x[16..20],
-        &x[20..32]
-    )
+    crate::disk::guid_to_string(&u)
 }
 
 #[derive(Serialize)]
