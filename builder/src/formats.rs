@@ -703,8 +703,9 @@ fn gce(raw: &Raw, epoch: u64, w: &mut Sink) -> Result<()> {
     h.set_mtime(epoch);
     h.set_entry_type(tar::EntryType::Regular);
     h.set_cksum();
-    let f = File::open(&raw.path)?;
-    let data = f.take(size).chain(std::io::repeat(0).take(padded - size));
+    let data = (&raw.file)
+        .take(size)
+        .chain(std::io::repeat(0).take(padded - size));
     tar.append(&h, data)?;
     let gz = tar.into_inner()?;
     gz.finish()?;
