@@ -12,7 +12,7 @@ use anyhow::{ensure, Context, Result};
 use rayon::prelude::*;
 
 mod salted;
-pub use salted::SaltedSha256;
+use salted::SaltedSha256;
 
 const DIGEST: usize = 32;
 /// Data one hashing task reads and hashes at a time.

@@ -50,7 +50,8 @@ impl SaltedSha256 {
     }
 
     /// True when the two-way SHA extension path is in use.
-    pub fn accelerated(&self) -> bool {
+    #[cfg(test)]
+    fn accelerated(&self) -> bool {
         #[cfg(target_arch = "x86_64")]
         return self.ni.is_some();
         #[cfg(not(target_arch = "x86_64"))]
