@@ -96,37 +96,7 @@ fn hash_all_with(
     allow_pairs: bool,
 ) -> Vec<Vec<Digest>> {
     let groups = groups(messages);
-    let mut by_size: Vec<&Group> = groups.iter().collect();
-    by_size.sort_by_key(|g| std::cmp::Reverse(g.size));
-    let lead = |g: &Group| lead(messages, g).iter().map(Chunk::len).sum::<usize>();
-    // SHA-384 costs about twice as much per byte as SHA-256 (which has CPU instructions); a
-    // pair costs about two thirds of its two streams hashed one after the other.
-    let mut tasks: Vec<Task<'_>> = Vec::new();
-    for (b, &bank) in banks.iter().enumerate() {
-        let weight = if bank == Bank::Sha384 { 2 } else { 1 };
-        let pairs = allow_pairs && Partial::pairs_available(bank);
-        let mut rest = by_size.iter().copied().peekable();
-        while let Some(g) = rest.next() {
-            match rest.peek() {
-                Some(h) if pairs && lead(h) >= PAIR_MIN && lead(g) >= PAIR_MIN => {
-                    let h = rest.next().expect("peeked");
-                    tasks.push(Task {
-                        groups: vec![g, h],
-                        bank: b,
-                        cost: (g.size + h.size) * 2 / 3 * weight,
-                    });
-                }
-                _ => tasks.push(Task {
-                    groups: vec![g],
-                    bank: b,
-                    cost: g.size * weight,
-                }),
-            }
-        }
-    }
-    // Largest first, handed out one by one to as many threads as there are cores (longest
-    // processing time first): the big hashes start at once and small ones fill the gaps.
-    tasks.sort_by_key(|t| std::cmp::Reverse((t.cost, t.bank)));
+    let tasks = plan(messages, &groups, banks, allow_pairs);
     let next = AtomicUsize::new(0);
     let done = Mutex::new(Vec::with_capacity(messages.len() * banks.len()));
     let work = || {
@@ -152,6 +122,48 @@ fn hash_all_with(
     out.into_iter()
         .map(|row| row.into_iter().flatten().collect())
         .collect()
+}
+
+/// The work list: per bank, groups largest first, consecutive ones paired where both leads
+/// are at least [`PAIR_MIN`] and the CPU has the bank's two-stream kernel; sorted by cost.
+fn plan<'g>(
+    messages: &[Vec<Chunk<'_>>],
+    groups: &'g [Group],
+    banks: &[Bank],
+    allow_pairs: bool,
+) -> Vec<Task<'g>> {
+    let mut by_size: Vec<&Group> = groups.iter().collect();
+    by_size.sort_by_key(|g| std::cmp::Reverse(g.size));
+    let lead = |g: &Group| lead(messages, g).iter().map(Chunk::len).sum::<usize>();
+    // SHA-384 costs about twice as much per byte as SHA-256 (which has CPU instructions); a
+    // pair costs about two thirds of its two streams hashed one after the other.
+    let mut tasks: Vec<Task<'g>> = Vec::new();
+    for (b, &bank) in banks.iter().enumerate() {
+        let weight = if bank == Bank::Sha384 { 2 } else { 1 };
+        let pairs = allow_pairs && Partial::pairs_available(bank);
+        let mut rest = by_size.iter().copied().peekable();
+        while let Some(g) = rest.next() {
+            match rest.peek() {
+                Some(h) if pairs && lead(h) >= PAIR_MIN && lead(g) >= PAIR_MIN => {
+                    let h = rest.next().expect("peeked");
+                    tasks.push(Task {
+                        groups: vec![g, h],
+                        bank: b,
+                        cost: (g.size + h.size) * 2 / 3 * weight,
+                    });
+                }
+                _ => tasks.push(Task {
+                    groups: vec![g],
+                    bank: b,
+                    cost: g.size * weight,
+                }),
+            }
+        }
+    }
+    // Largest first, handed out one by one to as many threads as there are cores (longest
+    // processing time first): the big hashes start at once and small ones fill the gaps.
+    tasks.sort_by_key(|t| std::cmp::Reverse((t.cost, t.bank)));
+    tasks
 }
 
 /// What a group hashes before its members part: the shared first chunk, or the whole message
@@ -568,6 +580,23 @@ mod tests {
             vec![Chunk::Bytes(Cow::Owned(bytes(10, 6)))],
         ];
         let banks = [Bank::Sha256, Bank::Sha384];
+        // Where the CPU has a bank's kernel, the pairs are really formed.
+        let g = groups(&msgs);
+        for (b, bank) in banks.iter().enumerate() {
+            let pairs = plan(&msgs, &g, &banks, true)
+                .iter()
+                .filter(|t| t.bank == b && t.groups.len() == 2)
+                .count();
+            assert_eq!(
+                pairs,
+                if Partial::pairs_available(*bank) {
+                    2
+                } else {
+                    0
+                },
+                "{bank}"
+            );
+        }
         let paired = hash_all_with(&msgs, &banks, true);
         let single = hash_all_with(&msgs, &banks, false);
         for (i, m) in msgs.iter().enumerate() {
